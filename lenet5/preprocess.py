@@ -1,0 +1,171 @@
+"""Any digit picture -> the 28x28 input MNIST's own digits look like.
+
+MNIST was made by fitting each digit into a 20x20 box (keeping its aspect ratio, anti-aliased) and
+placing the box in a 28x28 field so that the digit's centre of mass sits at the centre. A model trained
+on MNIST reads real drawings well only when they are put through the same procedure, whatever their
+size, position, polarity (dark on light or light on dark) or transparency.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+FIELD = 28  # output size
+BOX = 20  # the digit's longer side after scaling
+CENTER = 14.0  # where MNIST puts the centre of mass (measured on the training set: 14.0 in pixel indices)
+MAX_SIDE = 1024  # larger pictures are shrunk first: a digit needs no more, and it keeps the cost bounded
+MIN_CONTRAST = 0.1  # less difference than this between ink and background reads as a blank picture
+NOISE_FLOOR = 0.2  # ink weaker than this fraction of the strongest strokes is paper texture or JPEG noise
+
+
+class NoDigitError(ValueError):
+    """The picture was read but holds no ink: an empty canvas, a blank page, a fully transparent image."""
+
+
+def preprocess(image: Any) -> torch.Tensor:
+    """Turn a path, PIL image, numpy array or Gradio canvas dict into float [1, 1, 28, 28] in [0, 1].
+
+    Raises:
+        NoDigitError: the picture holds no ink.
+        ValueError: the input is not a readable picture (wrong type, unreadable file, odd shape).
+    """
+    pixels = to_array(image)
+    ink = ink_map(pixels)
+    return torch.from_numpy(center_digit(ink))[None, None]
+
+
+def to_array(image: Any) -> np.ndarray:
+    """Any supported input -> float32 [H, W, C] in [0, 1] with C = 1 (gray), 3 (RGB) or 4 (RGBA)."""
+    if image is None:
+        raise NoDigitError("no image was given: draw or upload a digit")
+    if isinstance(image, dict):
+        return to_array(canvas_image(image))
+    if isinstance(image, (str, Path)):
+        return to_array(open_image(Path(image)))
+    if isinstance(image, Image.Image):
+        return pil_to_array(image)
+    if isinstance(image, np.ndarray):
+        return shrink(numpy_to_array(image))
+    raise ValueError(
+        f"cannot read a digit from a {type(image).__name__}: pass a file path, a PIL image, "
+        "a numpy array or a Gradio canvas dict"
+    )
+
+
+def canvas_image(value: dict) -> Any:
+    """The picture in the dict a Gradio Sketchpad/ImageEditor sends: its composite, else its background."""
+    for key in ("composite", "background"):
+        if value.get(key) is not None:
+            return value[key]
+    raise NoDigitError("the canvas is empty: draw a digit")
+
+
+def open_image(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode big photos at reduced size right away
+            image.load()
+            return image.copy()
+    except FileNotFoundError:
+        raise ValueError(f"no such image file: {path}") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a folder, not an image file") from None
+    except UnidentifiedImageError:
+        raise ValueError(f"{path} is not an image file PIL can read") from None
+    except Image.DecompressionBombError as error:
+        raise ValueError(f"{path} is too large to open safely: {error}") from None
+    except (OSError, SyntaxError) as error:  # truncated or corrupt files
+        raise ValueError(f"{path} is damaged or truncated: {error}") from None
+
+
+def pil_to_array(image: Image.Image) -> np.ndarray:
+    image = ImageOps.exif_transpose(image)  # photos from phones are often stored sideways
+    image.thumbnail((MAX_SIDE, MAX_SIDE))
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        return numpy_to_array(np.asarray(image))
+    if image.mode in ("RGBA", "LA", "La", "RGBa", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+    elif image.mode not in ("L", "RGB"):
+        image = image.convert("RGB")  # 1, P, CMYK, YCbCr, LAB, HSV
+    return numpy_to_array(np.asarray(image))
+
+
+def numpy_to_array(array: np.ndarray) -> np.ndarray:
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4) or min(array.shape[:2]) < 1:
+        raise ValueError(f"an image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {array.shape}")
+    if array.dtype == np.bool_:
+        return array.astype(np.float32)
+    if np.issubdtype(array.dtype, np.integer):
+        top = 255 if array.dtype == np.uint8 else max(int(array.max()), 255)
+        return array.astype(np.float32) / top
+    if np.issubdtype(array.dtype, np.floating):
+        array = np.nan_to_num(array.astype(np.float32))
+        return array / 255 if array.max() > 1 else np.clip(array, 0, 1)
+    raise ValueError(f"an image array must hold numbers, got dtype {array.dtype}")
+
+
+def shrink(pixels: np.ndarray) -> np.ndarray:
+    h, w, _ = pixels.shape
+    if max(h, w) <= MAX_SIDE:
+        return pixels
+    scale = MAX_SIDE / max(h, w)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    chw = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None]
+    return F.interpolate(chw, size=size, mode="area")[0].permute(1, 2, 0).numpy()
+
+
+def ink_map(pixels: np.ndarray) -> np.ndarray:
+    """float [H, W, C] -> float [H, W] in [0, 1], ink = 1, whatever the polarity or transparency."""
+    if pixels.shape[2] == 4:
+        alpha = pixels[:, :, 3]
+        if np.median(border(alpha)) < 0.5:  # transparent background: the alpha channel is the ink
+            return normalize_ink(alpha)
+        white = np.ones_like(pixels[:, :, :3])  # opaque picture: flatten onto white, read the colours
+        pixels = pixels[:, :, :3] * alpha[:, :, None] + white * (1 - alpha[:, :, None])
+    gray = pixels.mean(axis=2)
+    background = float(np.median(border(gray)))
+    return normalize_ink(background - gray if background > 0.5 else gray - background)
+
+
+def border(plane: np.ndarray) -> np.ndarray:
+    """The outer frame of a picture (about 5% of each side), where the background shows."""
+    h, w = plane.shape
+    dy, dx = max(1, h // 20), max(1, w // 20)
+    return np.concatenate([plane[:dy].ravel(), plane[-dy:].ravel(), plane[:, :dx].ravel(), plane[:, -dx:].ravel()])
+
+
+def normalize_ink(ink: np.ndarray) -> np.ndarray:
+    """Scale ink so its strokes reach 1 and drop what is weaker than the noise floor."""
+    strongest = float(np.percentile(ink, 99.5)) if ink.size > 400 else float(ink.max())
+    strongest = max(strongest, float(ink.max()) * 0.5)
+    if strongest < MIN_CONTRAST:
+        raise NoDigitError("no digit found: the picture is blank")
+    ink = np.clip(ink / strongest, 0, 1)
+    return np.clip((ink - NOISE_FLOOR) / (1 - NOISE_FLOOR), 0, 1).astype(np.float32)
+
+
+def center_digit(ink: np.ndarray) -> np.ndarray:
+    """Crop the ink, fit it into BOX x BOX keeping its aspect ratio, centre its mass in FIELD x FIELD."""
+    rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
+    if len(rows) == 0:
+        raise NoDigitError("no digit found: the picture is blank")
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    h, w = crop.shape
+    scale = BOX / max(h, w)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    digit = F.interpolate(torch.from_numpy(np.ascontiguousarray(crop))[None, None], size=size, mode="bilinear", antialias=True)
+    digit = digit[0, 0].clamp_(0, 1).numpy()
+    mass = digit.sum()
+    cy = (digit.sum(axis=1) * np.arange(size[0])).sum() / mass
+    cx = (digit.sum(axis=0) * np.arange(size[1])).sum() / mass
+    top = int(np.clip(round(CENTER - cy), 0, FIELD - size[0]))
+    left = int(np.clip(round(CENTER - cx), 0, FIELD - size[1]))
+    field = np.zeros((FIELD, FIELD), dtype=np.float32)
+    field[top : top + size[0], left : left + size[1]] = digit
+    return field

@@ -1,0 +1,205 @@
+"""What a finished run leaves behind: weights, config, model card, metrics.json and pictures.
+
+Everything is written into a staging folder first and moved into place file by file at the end, so an
+interrupted save never leaves a folder whose weights and card disagree.
+"""
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no window: works on servers and in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from huggingface_hub import EvalResult, ModelCard, ModelCardData  # noqa: E402
+
+from .data import Split, to_float  # noqa: E402
+from .model import LABEL_NAMES, MODEL_CARD_TEMPLATE, LeNet5  # noqa: E402
+from .training import Evaluation, TrainResult  # noqa: E402
+
+PICTURES = ("training_curves.png", "confusion_matrix.png", "misclassified.png")
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def confusion_matrix(evaluation: Evaluation, num_classes: int = 10) -> torch.Tensor:
+    """counts[true, predicted]"""
+    index = evaluation.labels * num_classes + evaluation.predictions
+    return torch.bincount(index, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def per_class_accuracy(evaluation: Evaluation, num_classes: int = 10) -> list[float]:
+    counts = confusion_matrix(evaluation, num_classes)
+    return (counts.diag().float() / counts.sum(1).clamp(min=1)).tolist()
+
+
+def describe_recipe(result: TrainResult) -> str:
+    c = result.config
+    parts = [
+        f"SGD with Nesterov momentum 0.9 and weight decay {c.weight_decay:g}",
+        f"one-cycle learning rate peaking at {c.lr:g}",
+        f"batch {c.batch_size}",
+        f"label smoothing {c.label_smoothing:g}" if c.label_smoothing else "no label smoothing",
+        f"EMA of weights (decay {c.ema_decay:g})" if c.ema_decay else "no weight averaging",
+        "random shift/rotation/scale augmentation" if c.augment else "no augmentation",
+        f"seed {c.seed}",
+    ]
+    return ", ".join(parts)
+
+
+def build_metrics(result: TrainResult, test: Evaluation, device: str, train_images: int, val_images: int) -> dict:
+    return {
+        "variant": result.config.variant,
+        "dataset": "mnist",
+        "test_accuracy": test.accuracy,
+        "test_errors": test.errors,
+        "test_images": len(test.labels),
+        "test_loss": test.loss,
+        "per_class_accuracy": dict(zip(LABEL_NAMES, per_class_accuracy(test))),
+        "val_accuracy": result.history[-1].val_acc,
+        "params": count_parameters(result.model),
+        "epochs": result.config.epochs,
+        "train_seconds": round(result.seconds, 2),
+        "device": device,
+        "train_images": train_images,
+        "val_images": val_images,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "config": asdict(result.config),
+        "history": [asdict(stats) for stats in result.history],
+    }
+
+
+def build_model_card(metrics: dict, recipe: str, train_command: str, repo_id: str | None = None) -> ModelCard:
+    """The card: the class's Hub metadata, the test accuracy as a model-index entry, and the run's figures."""
+    card_data = ModelCardData(**LeNet5._hub_mixin_info.model_card_data.to_dict())
+    card_data.datasets = ["ylecun/mnist"]
+    card_data.metrics = ["accuracy"]
+    card_data.model_name = repo_id.split("/")[-1] if repo_id else f"lenet5-{metrics['variant']}"
+    card_data.eval_results = [
+        EvalResult(
+            task_type="image-classification",
+            task_name="Image Classification",
+            dataset_type="ylecun/mnist",
+            dataset_name="MNIST",
+            dataset_split="test",
+            metric_type="accuracy",
+            metric_name="Test accuracy",
+            metric_value=round(metrics["test_accuracy"], 4),
+        )
+    ]
+    return ModelCard.from_template(
+        card_data,
+        template_str=MODEL_CARD_TEMPLATE,
+        variant=metrics["variant"],
+        test_accuracy=f"{metrics['test_accuracy']:.2%}",
+        test_errors=metrics["test_errors"],
+        params=f"{metrics['params']:,}",
+        epochs=metrics["epochs"],
+        wall_time=f"{metrics['train_seconds']:.0f} s",
+        device=metrics["device"],
+        per_class_accuracy=[f"{acc:.2%}" for acc in metrics["per_class_accuracy"].values()],
+        val_size=f"{metrics['val_images']:,}",
+        recipe=recipe,
+        train_command=train_command,
+        repo_id=repo_id,
+    )
+
+
+def plot_training_curves(history: list[dict], path: Path) -> None:
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train (augmented, smoothed labels)")
+    ax_acc.plot(epochs, [100 * h["train_acc"] for h in history], "o-", label="train (augmented)")
+    if history[0]["val_acc"] is not None:
+        ax_loss.plot(epochs, [h["val_loss"] for h in history], "o-", label="validation")
+        ax_acc.plot(epochs, [100 * h["val_acc"] for h in history], "o-", label="validation")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+    ax_acc.set_ylim(max(90.0, ax_acc.get_ylim()[0]), 100)
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_confusion_matrix(counts: torch.Tensor, path: Path) -> None:
+    n = len(counts)
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    errors = counts.clone().fill_diagonal_(0)  # colour the mistakes; the diagonal would drown them
+    image = ax.imshow(errors, cmap="Reds")
+    for true in range(n):
+        for pred in range(n):
+            value = int(counts[true, pred])
+            if value:
+                color = "black" if true != pred else "tab:green"
+                ax.text(pred, true, value, ha="center", va="center", fontsize=8, color=color)
+    ax.set(xticks=range(n), yticks=range(n), xlabel="predicted", ylabel="true",
+           title=f"Test confusion matrix ({int(errors.sum())} errors)")
+    fig.colorbar(image, ax=ax, label="errors")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_misclassified(test: Split, evaluation: Evaluation, probabilities: torch.Tensor, path: Path, limit: int = 40) -> None:
+    wrong = torch.nonzero(evaluation.predictions != evaluation.labels).flatten()[:limit].tolist()
+    cols = 10
+    rows = max(1, -(-len(wrong) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.35), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, wrong):
+        pred = int(evaluation.predictions[i])
+        ax.imshow(test.images[i].cpu(), cmap="gray_r")
+        ax.set_title(f"{int(evaluation.labels[i])}→{pred} {probabilities[i, pred]:.0%}", fontsize=8)
+    fig.suptitle("Misclassified test digits: true→predicted, confidence", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+@torch.no_grad()
+def test_probabilities(model: LeNet5, test: Split) -> torch.Tensor:
+    model.eval()
+    return torch.cat([torch.softmax(model(to_float(test.images[i : i + 2000])).float(), 1).cpu()
+                      for i in range(0, len(test), 2000)])
+
+
+def save_run(
+    out_dir: Path,
+    result: TrainResult,
+    test: Split,
+    test_eval: Evaluation,
+    metrics: dict,
+    train_command: str,
+    repo_id: str | None = None,
+) -> list[Path]:
+    """Write weights, config.json, README.md (card), metrics.json and the pictures into out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=out_dir))
+    try:
+        card = build_model_card(metrics, describe_recipe(result), train_command, repo_id)
+        card.save(staging / "README.md")
+        result.model.save_pretrained(staging)  # model.safetensors + config.json; keeps our README.md
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        plot_training_curves(metrics["history"], staging / PICTURES[0])
+        plot_confusion_matrix(confusion_matrix(test_eval), staging / PICTURES[1])
+        plot_misclassified(test, test_eval, test_probabilities(result.model, test), staging / PICTURES[2])
+        written = []
+        for file in sorted(staging.iterdir()):
+            os.replace(file, out_dir / file.name)
+            written.append(out_dir / file.name)
+        return written
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

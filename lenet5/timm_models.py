@@ -1,0 +1,30 @@
+"""LeNet-5 registered with timm, so timm users get it like any other timm model.
+
+    import lenet5, timm
+    model = timm.create_model("lenet5", pretrained=True)             # the bundled weights, offline
+    model = timm.create_model("hf-hub:OWNER/NAME", pretrained=True)  # weights pushed by train.py --push
+"""
+
+from functools import partial
+
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+
+from .inference import BUNDLED_DIR
+from .model import TIMM_ARCHITECTURES, LeNet5, pretrained_cfg
+
+default_cfgs = generate_default_cfgs(
+    {
+        f"{arch}.mnist": {**pretrained_cfg(), "file": str(BUNDLED_DIR / variant / "model.safetensors")}
+        for variant, arch in TIMM_ARCHITECTURES.items()
+    }
+)
+
+
+def _create(variant: str, pretrained: bool, **kwargs) -> LeNet5:
+    return build_model_with_cfg(partial(LeNet5, variant=variant), TIMM_ARCHITECTURES[variant], pretrained, **kwargs)
+
+
+@register_model
+def lenet5(pretrained: bool = False, **kwargs) -> LeNet5:
+    """The modern LeNet-5 (ReLU, max-pool, BatchNorm) for 28x28 digits."""
+    return _create("modern", pretrained, **kwargs)
