@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torchvision.datasets import MNIST
 
 DATA_ENV = "LENET5_DATA"
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 SPLIT_SEED = 0  # the validation split never changes between runs, whatever --seed says
 
 
@@ -51,16 +52,19 @@ class MNISTData:
 def read_mnist(data_dir: str | Path | None = None, train: bool = True, download: bool = True) -> Split:
     """Read one MNIST split with torchvision, downloading it into data_dir when it is missing."""
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    raw = root / "MNIST" / "raw"
     try:
         dataset = MNIST(root=root, train=train, download=download)
-    except RuntimeError as error:
-        raise ValueError(f"MNIST is not in {root / 'MNIST' / 'raw'} and could not be downloaded: {error}") from error
-    except (AssertionError, OSError) as error:
-        raise ValueError(f"could not read MNIST from {root / 'MNIST' / 'raw'}: {error!r}") from error
+    except (RuntimeError, AssertionError, OSError, ValueError) as error:
+        missing = [name for name in MNIST_FILES if not (raw / name).is_file()]
+        if missing:
+            raise ValueError(f"MNIST is not in {raw} (missing {', '.join(missing)}) and could not be downloaded: "
+                             f"{' '.join(str(error).split())}") from error
+        raise ValueError(f"the MNIST files in {raw} are damaged ({error!r}); delete them to download afresh") from error
     if dataset.data.dtype != torch.uint8 or tuple(dataset.data.shape[1:]) != (28, 28):
-        raise ValueError(f"MNIST in {root} has images of {tuple(dataset.data.shape)}, expected [N, 28, 28] uint8")
+        raise ValueError(f"MNIST in {raw} has images of {tuple(dataset.data.shape)}, expected [N, 28, 28] uint8")
     if len(dataset.data) != len(dataset.targets):
-        raise ValueError(f"MNIST in {root} has {len(dataset.data)} images but {len(dataset.targets)} labels")
+        raise ValueError(f"MNIST in {raw} has {len(dataset.data)} images but {len(dataset.targets)} labels")
     return Split(dataset.data, dataset.targets.long())
 
 

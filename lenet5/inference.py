@@ -29,6 +29,10 @@ def load_model(source: str | Path | None = None, device: str | torch.device = "c
         if str(source) not in bundled_variants():
             raise ValueError(f"no bundled weights for variant {source!r}; bundled: {', '.join(bundled_variants())}")
         source = BUNDLED_DIR / str(source)
+    if not Path(source).is_dir() and str(source).count("/") != 1:
+        raise ValueError(
+            f"{str(source)!r} is neither a bundled variant ({', '.join(VARIANTS)}), a folder, nor a Hub repo id OWNER/NAME"
+        )
     if Path(source).is_dir():
         if not (Path(source) / "model.safetensors").is_file():
             raise ValueError(f"{source} holds no model.safetensors: is it a folder written by save_pretrained?")
@@ -36,7 +40,7 @@ def load_model(source: str | Path | None = None, device: str | torch.device = "c
     try:
         return LeNet5.from_pretrained(str(source), revision=revision, map_location=str(device)).to(device).eval()
     except HFValidationError:
-        raise ValueError(f"{source!r} is neither a bundled variant, a folder, nor a Hub repo id OWNER/NAME") from None
+        raise ValueError(f"{str(source)!r} is neither a bundled variant, a folder, nor a Hub repo id OWNER/NAME") from None
     except LocalEntryNotFoundError as error:
         raise ValueError(f"cannot download {source} from the Hugging Face Hub (offline?): {error}") from None
     except HfHubHTTPError as error:

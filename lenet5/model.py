@@ -139,4 +139,5 @@ class LeNet5(
         try:
             return super()._from_pretrained(strict=strict, **kwargs)
         except RuntimeError as error:
-            raise ValueError(f"weights of {kwargs['model_id']} do not fit LeNet5: {error}") from error
+            reason = " ".join(str(error).split())
+            raise ValueError(f"weights of {kwargs['model_id']} do not fit LeNet5: {reason}") from error

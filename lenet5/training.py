@@ -1,6 +1,7 @@
 """The training loop: in-memory batches, on-device augmentation, one-cycle schedule, EMA, checkpoints."""
 
 import os
+import pickle
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -173,9 +174,11 @@ class Trainer:
                 batches.set_postfix(loss=f"{total_loss.item() / i:.4f}", acc=f"{total_correct.item() / (i * cfg.batch_size):.4f}")
         return total_loss.item() / self.steps_per_epoch, total_correct.item() / (self.steps_per_epoch * cfg.batch_size)
 
-    def run(self, checkpoint: Path | None = None, progress: bool = True) -> TrainResult:
-        """Train the remaining epochs, validating after each and checkpointing it when `checkpoint` is set."""
-        while self.epoch < self.config.epochs:
+    def run(self, checkpoint: Path | None = None, progress: bool = True, until_epoch: int | None = None) -> TrainResult:
+        """Train up to `until_epoch` (default: the last), validating after each epoch and checkpointing it
+        when `checkpoint` is set; calling run again continues from there."""
+        last = self.config.epochs if until_epoch is None else min(until_epoch, self.config.epochs)
+        while self.epoch < last:
             start = time.perf_counter()
             lr = self.scheduler.get_last_lr()[0]
             train_loss, train_acc = self.train_one_epoch(progress)
@@ -242,7 +245,7 @@ def load_checkpoint(path: Path, device: torch.device) -> dict:
         state = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise ValueError(f"cannot resume: there is no checkpoint at {path}") from None
-    except (RuntimeError, EOFError, OSError) as error:
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as error:
         raise ValueError(f"cannot resume: {path} is not a readable checkpoint ({error})") from None
     missing = CHECKPOINT_KEYS - set(state) if isinstance(state, dict) else CHECKPOINT_KEYS
     if missing:

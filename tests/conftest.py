@@ -1,0 +1,68 @@
+"""Shared fixtures: real MNIST (from $LENET5_DATA, e.g. ../shared/data in CI) and digits drawn the way people draw."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lenet5.data import MNISTData, Split, default_data_dir, load_mnist, read_mnist
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """Absolute, so that subprocesses started elsewhere read the same files."""
+    path = default_data_dir().resolve()
+    os.environ["LENET5_DATA"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def mnist(data_dir: Path) -> MNISTData:
+    return load_mnist(data_dir)
+
+
+@pytest.fixture(scope="session")
+def mnist_test(data_dir: Path) -> Split:
+    return read_mnist(data_dir, train=False)
+
+
+def render_on_canvas(digit: np.ndarray, size: int = 280, box: int = 200, top: int = 40, left: int = 40) -> np.ndarray:
+    """An MNIST digit (uint8 28x28, ink = 255) drawn large on a canvas as ink in [0, 1], like a person would."""
+    image = Image.fromarray(digit).resize((box, box), Image.Resampling.BICUBIC)
+    canvas = np.zeros((size, size), dtype=np.float32)
+    canvas[top : top + box, left : left + box] = np.asarray(image, dtype=np.float32) / 255
+    return canvas
+
+
+def as_black_on_white(ink: np.ndarray) -> np.ndarray:
+    return np.round((1 - ink) * 255).astype(np.uint8)
+
+
+def as_white_on_black(ink: np.ndarray) -> np.ndarray:
+    return np.round(ink * 255).astype(np.uint8)
+
+
+def as_transparent_rgba(ink: np.ndarray) -> np.ndarray:
+    """Black strokes whose only trace is the alpha channel, as an API client may send a canvas."""
+    rgba = np.zeros((*ink.shape, 4), dtype=np.uint8)
+    rgba[:, :, 3] = np.round(ink * 255).astype(np.uint8)
+    return rgba
+
+
+def as_browser_canvas(ink: np.ndarray) -> dict:
+    """What a real browser's Sketchpad sends: an opaque white composite, the strokes alone in layers[0]."""
+    composite = np.full((*ink.shape, 4), 255, dtype=np.uint8)
+    composite[:, :, :3] = as_black_on_white(ink)[:, :, None]
+    return {"background": None, "layers": [as_transparent_rgba(ink)], "composite": composite}
+
+
+def digit_center_of_mass(x: torch.Tensor) -> tuple[float, float]:
+    image = x.reshape(28, 28)
+    idx = torch.arange(28, dtype=torch.float32)
+    mass = image.sum()
+    return float((image.sum(1) * idx).sum() / mass), float((image.sum(0) * idx).sum() / mass)

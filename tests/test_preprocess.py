@@ -1,0 +1,132 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from lenet5 import NoDigitError, preprocess
+from lenet5.data import to_float
+
+from conftest import (
+    as_black_on_white,
+    as_browser_canvas,
+    as_transparent_rgba,
+    as_white_on_black,
+    digit_center_of_mass,
+    render_on_canvas,
+)
+
+
+@pytest.fixture(scope="module")
+def drawn(mnist_test) -> tuple[np.ndarray, torch.Tensor]:
+    """A test digit drawn large on a 280x280 canvas, and the MNIST original it came from."""
+    digit = mnist_test.images[0].numpy()
+    return render_on_canvas(digit), to_float(mnist_test.images[:1])
+
+
+def test_every_form_of_the_same_drawing_gives_the_same_input(drawn):
+    ink, _ = drawn
+    reference = preprocess(as_white_on_black(ink))
+    forms = {
+        "black on white": as_black_on_white(ink),
+        "RGB": np.repeat(as_black_on_white(ink)[:, :, None], 3, axis=2),
+        "transparent RGBA": as_transparent_rgba(ink),
+        "browser canvas dict": as_browser_canvas(ink),
+        "API canvas dict": {"background": None, "layers": [], "composite": as_transparent_rgba(ink)},
+        "PIL image": Image.fromarray(as_black_on_white(ink)),
+        "float array": ink,
+    }
+    for name, image in forms.items():
+        x = preprocess(image)
+        assert x.shape == (1, 1, 28, 28) and x.dtype == torch.float32, name
+        assert (x - reference).abs().max() < 0.02, name
+
+
+def test_placement_matches_mnist(drawn):
+    # MNIST's recipe: the digit fits a 20x20 box and its centre of mass sits at pixel (14, 14).
+    ink, _ = drawn
+    x = preprocess(as_white_on_black(ink))[0, 0]
+    rows, cols = torch.nonzero(x > 0.05, as_tuple=True)
+    assert max(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1) in (19, 20, 21)
+    cy, cx = digit_center_of_mass(x)
+    assert abs(cy - 14) <= 0.5 and abs(cx - 14) <= 0.5
+
+
+def test_off_centre_and_small_drawings_are_placed_like_centred_ones(drawn, mnist_test):
+    ink, _ = drawn
+    centred = preprocess(as_white_on_black(ink))
+    corner = render_on_canvas(mnist_test.images[0].numpy(), size=600, box=120, top=450, left=10)
+    assert similarity(preprocess(as_black_on_white(corner)), centred) > 0.95
+
+
+def similarity(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Cosine similarity of two digits, allowing the one-pixel shifts that rounding the centre of mass makes."""
+    shifts = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    return max(F.cosine_similarity(torch.roll(a, s, dims=(-2, -1)).flatten(), b.flatten(), dim=0).item() for s in shifts)
+
+
+def test_an_mnist_digit_passes_through_almost_unchanged(mnist_test):
+    for image in mnist_test.images[:100]:
+        assert similarity(preprocess(image.numpy()), to_float(image[None])) > 0.9
+
+
+def test_files_in_unusual_modes_are_read(tmp_path, drawn):
+    ink, _ = drawn
+    reference = preprocess(as_white_on_black(ink))
+    gray = as_black_on_white(ink)
+    files = {
+        "16bit.png": Image.fromarray(gray.astype(np.uint16) * 257),
+        "palette.png": Image.fromarray(gray).convert("P"),
+        "cmyk.jpg": Image.fromarray(gray).convert("CMYK"),
+        "photo.jpg": Image.fromarray(gray).convert("RGB"),
+        "bilevel.png": Image.fromarray(gray).convert("1"),
+    }
+    for name, image in files.items():
+        image.save(tmp_path / name)
+        x = preprocess(tmp_path / name)
+        assert similarity(x, reference) > 0.95, name
+
+
+def test_huge_and_tiny_pictures_are_handled(drawn):
+    ink, _ = drawn
+    huge = np.asarray(Image.fromarray(as_black_on_white(ink)).resize((4000, 4000)))
+    reference = preprocess(as_black_on_white(ink))
+    assert (preprocess(huge) - reference).abs().mean() < 0.02
+    dot = np.zeros((1, 1), dtype=np.uint8)
+    with pytest.raises(NoDigitError):
+        preprocess(dot)
+
+
+@pytest.mark.parametrize(
+    "image, message",
+    [
+        (None, "no image was given"),
+        ({"background": None, "layers": [], "composite": None}, "canvas is empty"),
+        (np.full((280, 280), 255, dtype=np.uint8), "blank"),
+        (np.zeros((280, 280, 4), dtype=np.uint8), "blank"),
+        (np.full((64, 64, 3), 128, dtype=np.uint8), "blank"),
+    ],
+    ids=["none", "empty canvas", "white page", "transparent", "flat gray"],
+)
+def test_pictures_without_ink_say_so(image, message):
+    with pytest.raises(NoDigitError, match=message):
+        preprocess(image)
+
+
+def test_unreadable_input_gets_a_specific_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("not an image")
+    png = Image.new("L", (64, 64), 255)
+    png.save(tmp_path / "full.png")
+    (tmp_path / "truncated.png").write_bytes((tmp_path / "full.png").read_bytes()[:60])
+    cases = [
+        (tmp_path / "missing.png", "no such image file"),
+        (tmp_path / "notes.txt", "not an image file"),
+        (tmp_path / "truncated.png", "damaged or truncated"),
+        (tmp_path, "is a folder"),
+        (42, "cannot read a digit from a int"),
+        (np.zeros((28, 28, 2)), r"must be \(H, W\)"),
+        (np.array([["a"]]), "must hold numbers"),
+    ]
+    for image, message in cases:
+        with pytest.raises(ValueError, match=message):
+            preprocess(image)

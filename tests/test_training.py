@@ -1,0 +1,112 @@
+import math
+
+import pytest
+import torch
+
+from lenet5.data import MNIST_FILES, MNISTData, load_mnist, random_affine, to_float
+from lenet5.training import TrainConfig, Trainer, evaluate, load_checkpoint, resolve_device
+
+CPU = torch.device("cpu")
+
+
+def small(mnist: MNISTData, train: int, val: int) -> MNISTData:
+    return MNISTData(train=mnist.train.head(train), val=mnist.val.head(val), test=mnist.test.head(val))
+
+
+def test_a_short_run_clearly_learns(mnist):
+    # 200 steps of 128 digits; the held-out digits were never trained on.
+    data = small(mnist, train=25_600, val=2_000)
+    result = Trainer(TrainConfig(epochs=1, batch_size=128), data, CPU).run(progress=False)
+    assert evaluate(result.model, data.val).accuracy > 0.9
+    assert result.history[0].val_acc == pytest.approx(evaluate(result.model, data.val).accuracy)
+
+
+def test_resume_continues_exactly_where_it_stopped(mnist, tmp_path):
+    data = small(mnist, train=2_048, val=256)
+    config = TrainConfig(epochs=3, batch_size=128)
+    straight = Trainer(config, data, CPU).run(tmp_path / "straight.pt", progress=False)
+
+    interrupted = Trainer(config, data, CPU)
+    interrupted.run(tmp_path / "resumed.pt", progress=False, until_epoch=1)
+    del interrupted  # everything the second half needs must come from the file
+    resumed = Trainer.from_state(load_checkpoint(tmp_path / "resumed.pt", CPU), data, CPU).run(
+        tmp_path / "resumed.pt", progress=False
+    )
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert [h.val_acc for h in straight.history] == [h.val_acc for h in resumed.history]
+    assert len(resumed.history) == 3
+
+
+def test_checkpoint_problems_are_reported_clearly(mnist, tmp_path):
+    with pytest.raises(ValueError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "missing.pt", CPU)
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "garbage.pt", CPU)
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a lenet5 training checkpoint"):
+        load_checkpoint(tmp_path / "other.pt", CPU)
+    data = small(mnist, train=256, val=64)
+    Trainer(TrainConfig(epochs=1, batch_size=128), data, CPU).run(tmp_path / "done.pt", progress=False)
+    with pytest.raises(ValueError, match="already finished"):
+        load_checkpoint(tmp_path / "done.pt", CPU)
+    assert not list(tmp_path.glob("*.partial"))  # checkpoints are written whole or not at all
+
+
+@pytest.mark.parametrize(
+    "field, value", [("epochs", 0), ("batch_size", 0), ("lr", -1.0), ("ema_decay", 1.0), ("label_smoothing", 1.5)]
+)
+def test_bad_training_settings_are_rejected(field, value):
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**{field: value})
+
+
+def test_device_choice():
+    assert resolve_device("cpu") == CPU
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if torch.cuda.is_available():
+        assert resolve_device("cuda").type == "cuda"
+    else:
+        with pytest.raises(ValueError, match="sees no CUDA GPU"):
+            resolve_device("cuda")
+    with pytest.raises(ValueError, match="auto, cpu or cuda"):
+        resolve_device("tpu")
+
+
+def test_augmentation_moves_digits_only_a_little_and_never_mirrors(mnist):
+    x = to_float(mnist.train.images[:256])
+    generator = torch.Generator().manual_seed(0)
+    same = random_affine(x, generator, max_shift=0, max_rotation=0, max_scale=0)
+    assert torch.allclose(same, x, atol=1e-5)
+    moved = random_affine(x, generator, max_shift=2, max_rotation=0, max_scale=0)
+    idx = torch.arange(28.0)
+    com = lambda b: (b.sum(dim=(1, 3)).squeeze() * idx).sum(1) / b.sum(dim=(1, 2, 3))  # noqa: E731
+    shift = (com(moved) - com(x)).abs()
+    assert shift.max() <= 2.05 and shift.mean() > 0.3
+    rotated = random_affine(x, generator, max_shift=0, max_rotation=10, max_scale=0.1)
+    closer_to_original = torch.nn.functional.cosine_similarity(rotated.flatten(1), x.flatten(1))
+    closer_to_mirror = torch.nn.functional.cosine_similarity(rotated.flatten(1), x.flip(-1).flatten(1))
+    assert (closer_to_original > closer_to_mirror).float().mean() > 0.95
+    assert not math.isnan(rotated.sum().item())
+
+
+def test_validation_split_is_fixed_and_disjoint(data_dir):
+    a, b = load_mnist(data_dir, val_size=1000), load_mnist(data_dir, val_size=1000)
+    assert torch.equal(a.val.images, b.val.images)
+    assert len(a.train) == 59_000 and len(a.val) == 1_000 and len(a.test) == 10_000
+    train_keys = {hash(img.numpy().tobytes()) for img in a.train.images[:20000]}
+    overlap = sum(hash(img.numpy().tobytes()) in train_keys for img in a.val.images)
+    assert overlap < 5  # MNIST holds a few exact duplicates; a shared split would overlap by ~333
+    assert len(load_mnist(data_dir, val_size=0).train) == 60_000
+    with pytest.raises(ValueError, match="val_size"):
+        load_mnist(data_dir, val_size=60_000)
+
+
+def test_damaged_mnist_files_are_named_in_the_error(data_dir, tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in MNIST_FILES:
+        (raw / name).write_bytes((data_dir / "MNIST" / "raw" / name).read_bytes()[:1000])
+    with pytest.raises(ValueError, match=f"MNIST files in {raw} are damaged"):
+        load_mnist(tmp_path)
