@@ -3,6 +3,7 @@
     python train.py                              # full recipe, CUDA when present, else CPU
     python train.py --epochs 1 --out /tmp/quick  # a 98% model in about 10 s on a laptop CPU
     python train.py --resume                     # continue an interrupted run from its last epoch
+    python train.py --push --repo-id you/lenet5-mnist   # then publish it on the Hugging Face Hub
 """
 
 import argparse
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 from lenet5.data import load_mnist
+from lenet5.hub import hub_username, publish, resolve_repo_id
 from lenet5.model import VARIANTS
 from lenet5.report import build_metrics, save_run
 from lenet5.training import TrainConfig, Trainer, evaluate, format_epoch, load_checkpoint, resolve_device
@@ -38,6 +40,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None, help="output folder (default: outputs/lenet5-VARIANT)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run whose checkpoint is in --out, with the settings it was started with")
+    p.add_argument("--push", action="store_true",
+                   help="publish the trained model on the Hugging Face Hub (the login is checked before training)")
+    p.add_argument("--repo-id", default=None, help="Hub repo for --push (default: YOUR_NAME/lenet5-mnist)")
+    p.add_argument("--private", action="store_true", help="with --push: create the repo as private")
     args = p.parse_args(argv)
     args.out = args.out or Path("outputs") / f"lenet5-{args.variant}"
     return args
@@ -63,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     checkpoint = args.out / "checkpoint.pt"
     try:
+        repo_id = resolve_repo_id(args.repo_id, hub_username(), args.variant) if args.push else None
         device = resolve_device(args.device)
         state = load_checkpoint(checkpoint, device) if args.resume else None
         config = TrainConfig(**state["config"]) if state else config_from_args(args)
@@ -75,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"training LeNet-5 ({config.variant}) on {len(data.train):,} MNIST digits, device {device}")
         result = trainer.run(checkpoint)
         test = evaluate(result.model, data.test)
-        metrics = build_metrics(result, test, str(device), len(data.train), len(data.val))
-        command = shlex.join(["python", "train.py", *argv])
-        written = save_run(args.out, result, data.test, test, metrics, command)
+        command = shlex.join(["python", "train.py", *[a for a in argv if a not in ("--push", "--private")]])
+        metrics = build_metrics(result, test, device, len(data.train), len(data.val), command)
+        written = save_run(args.out, result, data.test, test, metrics, repo_id)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -87,6 +94,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"test accuracy {test.accuracy:.2%} ({test.errors} errors of {len(test.labels):,}), "
           f"{metrics['params']:,} parameters, {result.seconds:.1f} s of training on {device}")
     print(f"saved to {args.out}/: " + ", ".join(path.name for path in written))
+    return push(args.out, repo_id, args.private) if repo_id else 0
+
+
+def push(out: Path, repo_id: str, private: bool) -> int:
+    """Publish a saved run; on failure keep everything and say how to publish it without retraining."""
+    try:
+        url = publish(out, repo_id, private=private)
+    except ValueError as error:
+        retry = shlex.join(["python", "-m", "lenet5", "push", str(out), "--repo-id", repo_id, *(["--private"] * private)])
+        print(f"error: publishing failed: {error}\n"
+              f"the trained model is saved in {out}/; publish it without retraining:\n  {retry}", file=sys.stderr)
+        return 1
+    print(f"published to {url}")
     return 0
 
 

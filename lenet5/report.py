@@ -21,7 +21,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData  # noqa: E402
 
 from .data import Split, to_float  # noqa: E402
 from .model import LABEL_NAMES, MODEL_CARD_TEMPLATE, LeNet5  # noqa: E402
-from .training import Evaluation, TrainResult  # noqa: E402
+from .training import Evaluation, TrainConfig, TrainResult  # noqa: E402
 
 PICTURES = ("training_curves.png", "confusion_matrix.png", "misclassified.png")
 
@@ -41,8 +41,13 @@ def per_class_accuracy(evaluation: Evaluation, num_classes: int = 10) -> list[fl
     return (counts.diag().float() / counts.sum(1).clamp(min=1)).tolist()
 
 
-def describe_recipe(result: TrainResult) -> str:
-    c = result.config
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def describe_recipe(c: TrainConfig) -> str:
     parts = [
         f"SGD with Nesterov momentum 0.9 and weight decay {c.weight_decay:g}",
         f"one-cycle learning rate peaking at {c.lr:g}",
@@ -55,7 +60,10 @@ def describe_recipe(result: TrainResult) -> str:
     return ", ".join(parts)
 
 
-def build_metrics(result: TrainResult, test: Evaluation, device: str, train_images: int, val_images: int) -> dict:
+def build_metrics(
+    result: TrainResult, test: Evaluation, device: torch.device, train_images: int, val_images: int, command: str
+) -> dict:
+    """Every figure of a run; the model card is written from this alone, so a later push can rewrite it."""
     return {
         "variant": result.config.variant,
         "dataset": "mnist",
@@ -68,17 +76,19 @@ def build_metrics(result: TrainResult, test: Evaluation, device: str, train_imag
         "params": count_parameters(result.model),
         "epochs": result.config.epochs,
         "train_seconds": round(result.seconds, 2),
-        "device": device,
+        "device": describe_device(device),
         "train_images": train_images,
         "val_images": val_images,
         "torch": torch.__version__,
         "python": platform.python_version(),
+        "recipe": describe_recipe(result.config),
+        "command": command,
         "config": asdict(result.config),
         "history": [asdict(stats) for stats in result.history],
     }
 
 
-def build_model_card(metrics: dict, recipe: str, train_command: str, repo_id: str | None = None) -> ModelCard:
+def build_model_card(metrics: dict, repo_id: str | None = None) -> ModelCard:
     """The card: the class's Hub metadata, the test accuracy as a model-index entry, and the run's figures."""
     card_data = ModelCardData(**LeNet5._hub_mixin_info.model_card_data.to_dict())
     card_data.datasets = ["ylecun/mnist"]
@@ -108,8 +118,8 @@ def build_model_card(metrics: dict, recipe: str, train_command: str, repo_id: st
         device=metrics["device"],
         per_class_accuracy=[f"{acc:.2%}" for acc in metrics["per_class_accuracy"].values()],
         val_size=f"{metrics['val_images']:,}",
-        recipe=recipe,
-        train_command=train_command,
+        recipe=metrics["recipe"],
+        train_command=metrics["command"],
         repo_id=repo_id,
     )
 
@@ -182,15 +192,13 @@ def save_run(
     test: Split,
     test_eval: Evaluation,
     metrics: dict,
-    train_command: str,
     repo_id: str | None = None,
 ) -> list[Path]:
     """Write weights, config.json, README.md (card), metrics.json and the pictures into out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=out_dir))
     try:
-        card = build_model_card(metrics, describe_recipe(result), train_command, repo_id)
-        card.save(staging / "README.md")
+        build_model_card(metrics, repo_id).save(staging / "README.md")
         result.model.save_pretrained(staging)  # model.safetensors + config.json; keeps our README.md
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
         plot_training_curves(metrics["history"], staging / PICTURES[0])

@@ -1,16 +1,47 @@
-"""Shared fixtures: real MNIST (from $LENET5_DATA, e.g. ../shared/data in CI) and digits drawn the way people draw."""
+"""Shared fixtures: real MNIST (from $LENET5_DATA, e.g. ../shared/data in CI), digits drawn the way people
+draw, and a local Hugging Face Hub on 127.0.0.1 that the real huggingface_hub client talks to."""
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
-from PIL import Image
+from hub_server import GOOD_TOKEN, HubServer
 
-from lenet5.data import MNISTData, Split, default_data_dir, load_mnist, read_mnist
+# huggingface_hub reads these when it is imported: set them before anything imports it, so that no test
+# (and no subprocess a test starts) can reach the real Hub.
+HUB = HubServer()
+os.environ.update(
+    HF_ENDPOINT=HUB.url,
+    HF_HOME=tempfile.mkdtemp(prefix="lenet5-hf-home-"),
+    HF_TOKEN=GOOD_TOKEN,
+    HF_HUB_DISABLE_XET="1",
+    HF_HUB_DISABLE_TELEMETRY="1",
+)
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from lenet5.data import MNISTData, Split, default_data_dir, load_mnist, read_mnist  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _local_hub():
+    with HUB:
+        yield HUB
+    shutil.rmtree(os.environ["HF_HOME"], ignore_errors=True)
+
+
+@pytest.fixture
+def hub() -> HubServer:
+    """The local Hub, emptied and answering normally."""
+    HUB.repos.clear()
+    HUB.fail_commits = False
+    return HUB
 
 
 @pytest.fixture(scope="session")
