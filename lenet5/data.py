@@ -128,3 +128,16 @@ def random_affine(
     )
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def random_stroke_width(x: torch.Tensor, generator: torch.Generator, thinner: float = 0.5, thicker: float = 1.0) -> torch.Tensor:
+    """Make each digit's strokes thicker or thinner by a random amount, as pens and drawing sizes do.
+
+    A digit is blended with its 3x3 dilation (by up to `thicker`) or erosion (by up to `thinner`): about
+    +2 or -1 pixels of stroke width at the extremes, in between everywhere else.
+    """
+    amount = torch.rand(len(x), 1, 1, 1, generator=generator).to(x.device) * (thinner + thicker) - thinner
+    dilated = F.max_pool2d(x, 3, stride=1, padding=1)
+    eroded = -F.max_pool2d(-x, 3, stride=1, padding=1)
+    target = torch.where(amount > 0, dilated, eroded)
+    return x + amount.abs() * (target - x)

@@ -1,5 +1,6 @@
 """Load a trained LeNet-5 (bundled, local folder or Hub) and read digits with it."""
 
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -8,9 +9,10 @@ import torch
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
 
 from .model import LABEL_NAMES, VARIANTS, LeNet5
-from .preprocess import preprocess
+from .preprocess import NoDigitError, not_digit_like, preprocess
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
+UNSURE_BELOW = 0.6  # a top probability under this is reported as a guess, not an answer
 
 
 def bundled_variants() -> list[str]:
@@ -60,3 +62,60 @@ def predict(image: Any, model: LeNet5 | None = None) -> dict[str, float]:
     logits = model.eval()(preprocess(image).to(device))
     probs = torch.softmax(logits.float(), dim=1)[0].tolist()
     return dict(zip(LABEL_NAMES, probs))
+
+
+@dataclass
+class Reading:
+    """What the network made of one picture, with a sentence a person can read."""
+
+    message: str
+    probs: dict[str, float] | None = None  # None when there is no digit to read
+    input: torch.Tensor | None = None  # the [28, 28] input the network saw
+    feature_maps: dict[str, torch.Tensor] = field(default_factory=dict)  # "c1": [6, 28, 28], "c3": [16, 10, 10]
+
+    @property
+    def ranked(self) -> list[tuple[str, float]]:
+        return sorted(self.probs.items(), key=lambda item: -item[1]) if self.probs else []
+
+
+@torch.no_grad()
+def read_digits(images: list[Any], model: LeNet5 | None = None) -> list[Reading]:
+    """Read many pictures in one forward pass. Never raises for a bad picture: its Reading says what is wrong."""
+    model = (model or default_model()).eval()
+    readings: list[Reading] = [Reading(message="")] * len(images)
+    inputs: dict[int, torch.Tensor] = {}
+    for i, image in enumerate(images):
+        try:
+            x = preprocess(image)
+        except NoDigitError as error:
+            readings[i] = Reading(message=f"Nothing to read: {error}. Draw or upload a digit.")
+            continue
+        except ValueError as error:
+            readings[i] = Reading(message=f"Cannot read that picture: {error}.")
+            continue
+        reason = not_digit_like(x)
+        if reason:
+            readings[i] = Reading(message=f"That looks like {reason}, not a digit. Draw a digit.", input=x[0, 0])
+        else:
+            inputs[i] = x
+    if inputs:
+        batch = torch.cat(list(inputs.values())).to(next(model.parameters()).device)
+        probs = torch.softmax(model(batch).float(), dim=1).cpu()
+        maps = {name: m.cpu() for name, m in model.feature_maps(batch).items()}
+        for row, i in enumerate(inputs):
+            reading = Reading(
+                message="",
+                probs=dict(zip(LABEL_NAMES, probs[row].tolist())),
+                input=inputs[i][0, 0],
+                feature_maps={name: m[row] for name, m in maps.items()},
+            )
+            reading.message = describe(reading.ranked)
+            readings[i] = reading
+    return readings
+
+
+def describe(ranked: list[tuple[str, float]]) -> str:
+    (first, p1), (second, p2) = ranked[:2]
+    if p1 < UNSURE_BELOW:
+        return f"Not sure: maybe **{first}** ({p1:.0%}), or **{second}** ({p2:.0%})."
+    return f"It is a **{first}** ({p1:.0%}). Second guess: {second} ({p2:.0%})."

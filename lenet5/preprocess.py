@@ -18,8 +18,15 @@ FIELD = 28  # output size
 BOX = 20  # the digit's longer side after scaling
 CENTER = 14.0  # where MNIST puts the centre of mass (measured on the training set: 14.0 in pixel indices)
 MAX_SIDE = 1024  # larger pictures are shrunk first: a digit needs no more, and it keeps the cost bounded
+BACKGROUND_SIZE = 64  # the background is estimated on a copy this large: lighting varies slowly
+BACKGROUND_KERNEL = 0.25  # strokes narrower than this fraction of the picture count as ink, not background
 MIN_CONTRAST = 0.1  # less difference than this between ink and background reads as a blank picture
 NOISE_FLOOR = 0.2  # ink weaker than this fraction of the strongest strokes is paper texture or JPEG noise
+# Limits of digit-like ink, measured on MNIST's 60,000 training digits: strokes are thin, so at most 20% of
+# a digit's ink lies more than 3 pixels inside its outline (25% for the thickest pens in tests/drawn.py;
+# 34-44% for a dot, a disc or a dense scribble), and no digit is less than 0.55 times as tall as it is wide.
+MAX_SOLID_CORE = 0.3
+MIN_HEIGHT_RATIO = 0.35
 
 
 class NoDigitError(ValueError):
@@ -38,10 +45,29 @@ def preprocess(image: Any) -> torch.Tensor:
     return torch.from_numpy(center_digit(ink))[None, None]
 
 
+def not_digit_like(x: torch.Tensor) -> str | None:
+    """Why a preprocessed [1, 1, 28, 28] input cannot be a digit (a blob, a dense scribble, a flat line), or None.
+
+    A classifier always answers with some digit; this says when the honest answer is "that is no digit".
+    """
+    mask = (x.reshape(FIELD, FIELD) > 0.5).float()
+    area = mask.sum()
+    rows, cols = torch.nonzero(mask.any(1)), torch.nonzero(mask.any(0))
+    if area == 0:
+        return "only faint marks"
+    height, width = int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
+    if height < MIN_HEIGHT_RATIO * width:
+        return "a flat line"
+    core = -F.max_pool2d(-mask[None, None], 7, stride=1, padding=3)  # erosion: what lies 3+ pixels inside
+    if core.sum() / area > MAX_SOLID_CORE:
+        return "a solid blob or a scribble"
+    return None
+
+
 def to_array(image: Any) -> np.ndarray:
     """Any supported input -> float32 [H, W, C] in [0, 1] with C = 1 (gray), 3 (RGB) or 4 (RGBA)."""
     if image is None:
-        raise NoDigitError("no image was given: draw or upload a digit")
+        raise NoDigitError("no image was given")
     if isinstance(image, dict):
         return to_array(canvas_image(image))
     if isinstance(image, (str, Path)):
@@ -61,7 +87,7 @@ def canvas_image(value: dict) -> Any:
     for key in ("composite", "background"):
         if value.get(key) is not None:
             return value[key]
-    raise NoDigitError("the canvas is empty: draw a digit")
+    raise NoDigitError("the canvas is empty")
 
 
 def open_image(path: Path) -> Image.Image:
@@ -75,11 +101,11 @@ def open_image(path: Path) -> Image.Image:
     except IsADirectoryError:
         raise ValueError(f"{path} is a folder, not an image file") from None
     except UnidentifiedImageError:
-        raise ValueError(f"{path} is not an image file PIL can read") from None
+        raise ValueError(f"{path.name} is not an image file PIL can read") from None
     except Image.DecompressionBombError as error:
-        raise ValueError(f"{path} is too large to open safely: {error}") from None
+        raise ValueError(f"{path.name} is too large to open safely: {error}") from None
     except (OSError, SyntaxError) as error:  # truncated or corrupt files
-        raise ValueError(f"{path} is damaged or truncated: {error}") from None
+        raise ValueError(f"{path.name} is damaged or truncated: {error}") from None
 
 
 def pil_to_array(image: Image.Image) -> np.ndarray:
@@ -121,7 +147,7 @@ def shrink(pixels: np.ndarray) -> np.ndarray:
 
 
 def ink_map(pixels: np.ndarray) -> np.ndarray:
-    """float [H, W, C] -> float [H, W] in [0, 1], ink = 1, whatever the polarity or transparency."""
+    """float [H, W, C] -> float [H, W] in [0, 1], ink = 1, whatever the polarity, lighting or transparency."""
     if pixels.shape[2] == 4:
         alpha = pixels[:, :, 3]
         if np.median(border(alpha)) < 0.5:  # transparent background: the alpha channel is the ink
@@ -129,8 +155,45 @@ def ink_map(pixels: np.ndarray) -> np.ndarray:
         white = np.ones_like(pixels[:, :, :3])  # opaque picture: flatten onto white, read the colours
         pixels = pixels[:, :, :3] * alpha[:, :, None] + white * (1 - alpha[:, :, None])
     gray = pixels.mean(axis=2)
-    background = float(np.median(border(gray)))
-    return normalize_ink(background - gray if background > 0.5 else gray - background)
+    dark_ink = float(np.median(border(gray))) > 0.5
+    background = estimate_background(gray, dark_ink)
+    return normalize_ink(background - gray if dark_ink else gray - background)
+
+
+def estimate_background(gray: np.ndarray, dark_ink: bool) -> np.ndarray:
+    """The paper (or board) alone, with its uneven lighting.
+
+    A morphological closing (opening, for light ink) of a small copy removes strokes; a smooth surface
+    (quadratic in x and y) fitted to what remains along the picture's frame is the lighting. Fitting on the
+    frame only means no shape inside the picture, however large and dark, can pass for background.
+    """
+    h, w = gray.shape
+    scale = min(1.0, BACKGROUND_SIZE / max(h, w))
+    small = torch.from_numpy(np.ascontiguousarray(gray, dtype=np.float32))[None, None]
+    small = F.interpolate(small, scale_factor=scale, mode="area") if scale < 1 else small
+    k = max(3, int(max(small.shape[-2:]) * BACKGROUND_KERNEL) | 1)
+    sign = 1 if dark_ink else -1  # max filter of -x is a min filter
+    paper = sign * max_filter(sign * small, k)  # strokes disappear
+    paper = (-sign * max_filter(-sign * paper, k))[0, 0].numpy()  # large shapes come back
+    sh, sw = paper.shape
+    frame = np.zeros((sh, sw), dtype=bool)
+    frame[: max(1, sh // 10)], frame[-max(1, sh // 10) :] = True, True
+    frame[:, : max(1, sw // 10)], frame[:, -max(1, sw // 10) :] = True, True
+    yy, xx = np.meshgrid(np.arange(sh) / sh, np.arange(sw) / sw, indexing="ij")
+    terms = surface_terms(yy.ravel(), xx.ravel())
+    coefficients, *_ = np.linalg.lstsq(terms[frame.ravel()], paper[frame], rcond=None)
+    surface = torch.from_numpy((terms @ coefficients).reshape(1, 1, sh, sw).astype(np.float32))
+    return F.interpolate(surface, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def surface_terms(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return np.stack([np.ones_like(y), y, x, y * y, x * x, x * y], axis=1)
+
+
+def max_filter(x: torch.Tensor, k: int) -> torch.Tensor:
+    """k x k maximum filter as a row pass and a column pass: 2k comparisons per pixel instead of k * k."""
+    x = F.max_pool2d(x, (1, k), stride=1, padding=(0, k // 2))
+    return F.max_pool2d(x, (k, 1), stride=1, padding=(k // 2, 0))
 
 
 def border(plane: np.ndarray) -> np.ndarray:
@@ -145,17 +208,28 @@ def normalize_ink(ink: np.ndarray) -> np.ndarray:
     strongest = float(np.percentile(ink, 99.5)) if ink.size > 400 else float(ink.max())
     strongest = max(strongest, float(ink.max()) * 0.5)
     if strongest < MIN_CONTRAST:
-        raise NoDigitError("no digit found: the picture is blank")
+        raise NoDigitError("the picture is blank")
     ink = np.clip(ink / strongest, 0, 1)
     return np.clip((ink - NOISE_FLOOR) / (1 - NOISE_FLOOR), 0, 1).astype(np.float32)
 
 
+def ink_box(ink: np.ndarray) -> tuple[slice, slice]:
+    """The bounding box of the strokes, found on a slightly blurred copy so that specks of noise,
+    which blur away, cannot stretch it across the picture."""
+    h, w = ink.shape
+    k = max(3, round(max(h, w) * 0.01) | 1)
+    blurred = F.avg_pool2d(torch.from_numpy(ink)[None, None], k, stride=1, padding=k // 2)
+    # Inked pixels with inked neighbours: a lone speck blurs to at most 1/9, a stroke's tip keeps more.
+    mask = (ink > 0) & (blurred[0, 0].numpy() > 0.12)
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    if len(rows) == 0:
+        raise NoDigitError("the picture is blank")
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
 def center_digit(ink: np.ndarray) -> np.ndarray:
     """Crop the ink, fit it into BOX x BOX keeping its aspect ratio, centre its mass in FIELD x FIELD."""
-    rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
-    if len(rows) == 0:
-        raise NoDigitError("no digit found: the picture is blank")
-    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    crop = ink[ink_box(ink)]
     h, w = crop.shape
     scale = BOX / max(h, w)
     size = (max(1, round(h * scale)), max(1, round(w * scale)))

@@ -54,7 +54,7 @@ def describe_recipe(c: TrainConfig) -> str:
         f"batch {c.batch_size}",
         f"label smoothing {c.label_smoothing:g}" if c.label_smoothing else "no label smoothing",
         f"EMA of weights (decay {c.ema_decay:g})" if c.ema_decay else "no weight averaging",
-        "random shift/rotation/scale augmentation" if c.augment else "no augmentation",
+        "random shift/rotation/scale/stroke-width augmentation" if c.augment else "no augmentation",
         f"seed {c.seed}",
     ]
     return ", ".join(parts)

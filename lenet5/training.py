@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from timm.utils import ModelEmaV3
 from tqdm.auto import tqdm
 
-from .data import MNISTData, Split, ordered_batches, random_affine, shuffled_batches, to_float
+from .data import MNISTData, Split, ordered_batches, random_affine, random_stroke_width, shuffled_batches, to_float
 from .model import LeNet5
 
 
@@ -26,7 +26,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
     ema_decay: float = 0.999  # 0 turns the weight average off
-    augment: bool = True  # random shift, rotation and scale of every training batch
+    augment: bool = True  # random shift, rotation, scale and stroke width of every training batch
     val_size: int = 5000  # training images held out for validation (a fixed split, whatever the seed)
     seed: int = 0
 
@@ -157,7 +157,7 @@ class Trainer:
         for i, (images, labels) in enumerate(batches, start=1):
             x = to_float(images)
             if cfg.augment:
-                x = random_affine(x, self.generator)
+                x = random_stroke_width(random_affine(x, self.generator), self.generator)
             with autocast(self.device):
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
