@@ -127,6 +127,11 @@ class LeNet5(
             "pretrained_cfg": pretrained_cfg(self.num_classes, self.in_chans),
         }
 
+    def push_to_hub(self, repo_id: str, *, model_card_kwargs: dict | None = None, **kwargs):
+        """The mixin's push, with a card whose loading snippets name this repo."""
+        card_kwargs = {"repo_id": repo_id, **(model_card_kwargs or {})}
+        return super().push_to_hub(repo_id, model_card_kwargs=card_kwargs, **kwargs)
+
     def _save_pretrained(self, save_directory: Path) -> None:
         super()._save_pretrained(save_directory)
         config = json.dumps(self.hub_config(), indent=2, sort_keys=True)

@@ -88,7 +88,7 @@ def build_metrics(
     }
 
 
-def build_model_card(metrics: dict, repo_id: str | None = None) -> ModelCard:
+def build_model_card(metrics: dict, repo_id: str | None = None, location: str | None = None) -> ModelCard:
     """The card: the class's Hub metadata, the test accuracy as a model-index entry, and the run's figures."""
     card_data = ModelCardData(**LeNet5._hub_mixin_info.model_card_data.to_dict())
     card_data.datasets = ["ylecun/mnist"]
@@ -121,6 +121,7 @@ def build_model_card(metrics: dict, repo_id: str | None = None) -> ModelCard:
         recipe=metrics["recipe"],
         train_command=metrics["command"],
         repo_id=repo_id,
+        location=location,
     )
 
 
@@ -198,7 +199,7 @@ def save_run(
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=out_dir))
     try:
-        build_model_card(metrics, repo_id).save(staging / "README.md")
+        build_model_card(metrics, repo_id, location=str(out_dir)).save(staging / "README.md")
         result.model.save_pretrained(staging)  # model.safetensors + config.json; keeps our README.md
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
         plot_training_curves(metrics["history"], staging / PICTURES[0])

@@ -34,6 +34,7 @@ def test_one_epoch_gives_a_real_classifier_and_every_artifact(tmp_path, data_dir
     card = ModelCard.load(out / "README.md")
     assert card.data.eval_results[0].metric_value == round(metrics["test_accuracy"], 4)
     assert f"{metrics['test_accuracy']:.2%}" in card.text
+    assert f'LeNet5.from_pretrained("{out}")' in card.text  # the card says how to load this very folder
     assert "test accuracy" in result.stdout and str(out) in result.stdout
 
     again = run("train.py", "--resume", "--out", str(out))

@@ -109,6 +109,8 @@ def test_mixin_push_to_hub_and_revisions(hub):
     assert torch.equal(LeNet5.from_pretrained("tester/revisions")(x), second(x))
     assert torch.equal(LeNet5.from_pretrained("tester/revisions", revision=first_commit)(x), first(x))
     assert torch.equal(load_model("tester/revisions", revision=first_commit)(x), first(x))
+    card = ModelCard(hub.files("tester/revisions")["README.md"].decode())
+    assert 'LeNet5.from_pretrained("tester/revisions")' in card.text and card.data.library_name == "lenet5"
 
 
 def test_a_renamed_key_on_the_hub_fails_to_load(hub, tmp_path):
