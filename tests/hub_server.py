@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import re
+import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +36,15 @@ class Repo:
         return next((c for c in self.commits if c[0] == revision), None)
 
 
+class QuietHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that hangs up mid-request (a test ending, a retry) is normal; anything else is printed."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 class HubServer:
     """The server and its state. `fail_commits=True` makes it drop every commit, as a Hub that goes away would."""
 
@@ -43,7 +53,7 @@ class HubServer:
         self.requests: list[str] = []
         self.fail_commits = fail_commits
         self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
+        self.httpd = QuietHTTPServer(("127.0.0.1", port), self._handler_class())
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 

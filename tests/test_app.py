@@ -179,7 +179,9 @@ def test_gradio_client_uploads(served_app, tmp_path):
 
 
 def test_forty_people_at_once_all_get_their_answer(served_app):
-    client = Client(served_app, verbose=False)
+    # Only the answers matter here: the 120 feature-map pictures are left on the server (downloading them
+    # all at once through one client can race the server's keep-alive timeout, a client-side artefact).
+    client = Client(served_app, verbose=False, download_files=False)
     digits = [str(i % 10) for i in range(40)]
     with ThreadPoolExecutor(max_workers=40) as pool:
         jobs = [pool.submit(client.predict, handle_file(example_paths()[int(d)]), api_name="/predict_upload")
