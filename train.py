@@ -82,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"training LeNet-5 ({config.variant}) on {len(data.train):,} MNIST digits, device {device}")
         result = trainer.run(checkpoint)
         test = evaluate(result.model, data.test)
-        command = shlex.join(["python", "train.py", *[a for a in argv if a not in ("--push", "--private")]])
+        command = shlex.join(["python", "train.py", *training_args(argv)])
         metrics = build_metrics(result, test, device, len(data.train), len(data.val), command)
-        written = save_run(args.out, result, data.test, test, metrics, repo_id)
+        written = save_run(args.out, result, data.test, test, metrics)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -95,6 +95,19 @@ def main(argv: list[str] | None = None) -> int:
           f"{metrics['params']:,} parameters, {result.seconds:.1f} s of training on {device}")
     print(f"saved to {args.out}/: " + ", ".join(path.name for path in written))
     return push(args.out, repo_id, args.private) if repo_id else 0
+
+
+def training_args(argv: list[str]) -> list[str]:
+    """The command line without its publishing flags: the card's reproduce command trains, it does not push."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip or arg in ("--push", "--private") or arg.startswith("--repo-id="):
+            skip = False
+            continue
+        skip = arg == "--repo-id"
+        if not skip:
+            kept.append(arg)
+    return kept
 
 
 def push(out: Path, repo_id: str, private: bool) -> int:

@@ -193,13 +193,12 @@ def save_run(
     test: Split,
     test_eval: Evaluation,
     metrics: dict,
-    repo_id: str | None = None,
 ) -> list[Path]:
     """Write weights, config.json, README.md (card), metrics.json and the pictures into out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=out_dir))
     try:
-        build_model_card(metrics, repo_id, location=str(out_dir)).save(staging / "README.md")
+        build_model_card(metrics, location=str(out_dir)).save(staging / "README.md")
         result.model.save_pretrained(staging)  # model.safetensors + config.json; keeps our README.md
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
         plot_training_curves(metrics["history"], staging / PICTURES[0])
