@@ -1,8 +1,9 @@
 """LeNet-5 for 28x28 handwritten digits, with Hugging Face Hub save/load built in.
 
 The model takes float images [N, in_chans, 28, 28] in [0, 1] with ink = 1 and background = 0, and
-normalises them itself, so every way of loading it (the Hub mixin, timm, the app) feeds the same
-tensors and nobody has to remember MNIST's mean and std.
+normalises them itself (the lecun1998 variant pads and scales them as the paper did), so every way of
+loading it (the Hub mixin, timm, the app) feeds the same tensors and nobody has to remember MNIST's
+mean and std.
 """
 
 import json
@@ -13,16 +14,21 @@ import torch.nn as nn
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 
+from . import lecun1998
+
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
 INPUT_SIZE = 28
-VARIANTS = ("modern",)
-TIMM_ARCHITECTURES = {"modern": "lenet5"}
+VARIANTS = ("modern", "lecun1998")
+TIMM_ARCHITECTURES = {"modern": "lenet5", "lecun1998": "lenet5_lecun1998"}
 LABEL_NAMES = [str(digit) for digit in range(10)]
 MODEL_CARD_TEMPLATE = (Path(__file__).parent / "model_card.md").read_text(encoding="utf-8")
 
 
-def pretrained_cfg(num_classes: int = 10, in_chans: int = 1) -> dict:
+FIRST_CONV = {"modern": "features.c1.conv", "lecun1998": "features.c1"}
+
+
+def pretrained_cfg(variant: str = "modern", num_classes: int = 10, in_chans: int = 1) -> dict:
     """timm's description of the weights: input size, normalisation, label names, layer names."""
     cfg = {
         "input_size": [in_chans, INPUT_SIZE, INPUT_SIZE],
@@ -32,7 +38,7 @@ def pretrained_cfg(num_classes: int = 10, in_chans: int = 1) -> dict:
         "interpolation": "bilinear",
         "crop_pct": 1.0,
         "num_classes": num_classes,
-        "first_conv": "c1.conv",
+        "first_conv": FIRST_CONV[variant],
         "classifier": "head",
     }
     if num_classes == len(LABEL_NAMES):
@@ -54,6 +60,33 @@ class ConvBlock(nn.Module):
         return self.pool(F.relu(self.bn(self.conv(x))))
 
 
+class ModernFeatures(nn.Module):
+    """The LeNet-5 the tutorials use on 28x28 MNIST ("same" padding in C1, ReLU, max-pool), with
+    BatchNorm after each convolution because it trains faster and ends more accurate."""
+
+    def __init__(self, in_chans: int = 1):
+        super().__init__()
+        self.c1 = ConvBlock(in_chans, 6, padding=2)  # C1 + S2
+        self.c3 = ConvBlock(6, 16, padding=0)  # C3 + S4
+        self.c5 = nn.Linear(16 * 5 * 5, 120)  # a 5x5 convolution over a 5x5 map is a dense layer
+        self.f6 = nn.Linear(120, 84)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Map [0, 1] ink images to the zero-mean, unit-variance inputs the weights were trained on."""
+        return (x - MNIST_MEAN) / MNIST_STD
+
+    def feature_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        c1 = F.relu(self.c1.bn(self.c1.conv(self.normalize(x))))  # (B, 6, 28, 28)
+        c3 = F.relu(self.c3.bn(self.c3.conv(self.c1.pool(c1))))  # (B, 16, 10, 10)
+        return {"c1": c1, "c3": c3}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.c1(self.normalize(x))  # (B, 6, 14, 14)
+        x = self.c3(x)  # (B, 16, 5, 5)
+        x = F.relu(self.c5(x.flatten(1)))  # (B, 120)
+        return F.relu(self.f6(x))  # (B, 84)
+
+
 class LeNet5(
     nn.Module,
     PyTorchModelHubMixin,
@@ -66,8 +99,9 @@ class LeNet5(
     """LeNet-5 with the layer widths of LeCun et al. (1998): C1 6 maps, C3 16 maps, then 120, 84, classes.
 
     Variants:
-        modern: the LeNet-5 the tutorials use on 28x28 MNIST ("same" padding in C1, ReLU, max-pool),
-            with BatchNorm after each convolution because it trains faster and ends more accurate.
+        modern: ReLU, max-pool and BatchNorm, a linear classifier on F6 (`ModernFeatures`).
+        lecun1998: the paper's own network: squashing tanh, trainable subsampling, the partial C3
+            connections of Table I and fixed Euclidean RBF outputs (`lecun1998.LeCun1998Features`).
     """
 
     def __init__(self, variant: str = "modern", num_classes: int = 10, in_chans: int = 1):
@@ -76,45 +110,47 @@ class LeNet5(
             raise ValueError(f"unknown LeNet5 variant {variant!r}; choose one of {', '.join(VARIANTS)}")
         if num_classes < 1 or in_chans < 1:
             raise ValueError(f"num_classes and in_chans must be positive, got {num_classes} and {in_chans}")
+        if variant == "lecun1998" and num_classes != len(lecun1998.PROTOTYPE_BITMAPS):
+            raise ValueError(f"lecun1998 has one RBF prototype per digit: num_classes must be 10, got {num_classes}")
         self.variant = variant
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.num_features = 84
-        self.c1 = ConvBlock(in_chans, 6, padding=2)  # C1 + S2
-        self.c3 = ConvBlock(6, 16, padding=0)  # C3 + S4
-        self.c5 = nn.Linear(16 * 5 * 5, 120)  # a 5x5 convolution over a 5x5 map is a dense layer
-        self.f6 = nn.Linear(120, self.num_features)
-        self.head = nn.Linear(self.num_features, num_classes)
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Map [0, 1] ink images to the zero-mean, unit-variance inputs the weights were trained on."""
-        return (x - MNIST_MEAN) / MNIST_STD
+        if variant == "modern":
+            self.features = ModernFeatures(in_chans)
+            self.head = nn.Linear(self.num_features, num_classes)
+        else:
+            self.features = lecun1998.LeCun1998Features(in_chans)
+            self.head = lecun1998.EuclideanRBF(lecun1998.prototypes())
 
     def feature_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The C1 and C3 activation maps (after ReLU, before pooling), for looking inside the network."""
-        x = self.normalize(x)
-        c1 = F.relu(self.c1.bn(self.c1.conv(x)))  # (B, 6, 28, 28)
-        c3 = F.relu(self.c3.bn(self.c3.conv(self.c1.pool(c1))))  # (B, 16, 10, 10)
-        return {"c1": c1, "c3": c3}
+        """The C1 and C3 activation maps (before subsampling), for looking inside the network:
+        "c1" [B, 6, 28, 28] and "c3" [B, 16, 10, 10]."""
+        return self.features.feature_maps(x)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.normalize(x)
-        x = self.c1(x)  # (B, 6, 14, 14)
-        x = self.c3(x)  # (B, 16, 5, 5)
-        x = F.relu(self.c5(x.flatten(1)))  # (B, 120)
-        return F.relu(self.f6(x))  # (B, 84)
+        return self.features(x)  # (B, 84): F6
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         return x if pre_logits else self.head(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return logits [N, num_classes]; softmax is left to the caller."""
+        """Return logits [N, num_classes]; softmax is left to the caller. For lecun1998 the logits are
+        the negated RBF outputs -y_i, so the softmax is the paper's posterior over the ten digits."""
         return self.forward_head(self.forward_features(x))
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+        """The training criterion: cross-entropy for modern, the paper's MAP criterion for lecun1998."""
+        if self.variant == "lecun1998":
+            return lecun1998.map_loss(logits, labels)
+        return F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
 
     def get_classifier(self) -> nn.Module:
         return self.head
 
     def reset_classifier(self, num_classes: int) -> None:
+        if self.variant == "lecun1998":
+            raise ValueError("lecun1998's RBF output is fixed to the ten digit prototypes; use variant='modern'")
         self.num_classes = num_classes
         self.head = nn.Linear(self.num_features, num_classes)
 
@@ -124,7 +160,7 @@ class LeNet5(
             **self._hub_mixin_config,
             "architecture": TIMM_ARCHITECTURES[self.variant],
             "num_features": self.num_features,
-            "pretrained_cfg": pretrained_cfg(self.num_classes, self.in_chans),
+            "pretrained_cfg": pretrained_cfg(self.variant, self.num_classes, self.in_chans),
         }
 
     def push_to_hub(self, repo_id: str, *, model_card_kwargs: dict | None = None, **kwargs):

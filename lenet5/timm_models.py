@@ -2,6 +2,7 @@
 
     import lenet5, timm
     model = timm.create_model("lenet5", pretrained=True)             # the bundled weights, offline
+    model = timm.create_model("lenet5_lecun1998", pretrained=True)   # the paper's network, bundled
     model = timm.create_model("hf-hub:OWNER/NAME", pretrained=True)  # weights pushed by train.py --push
 """
 
@@ -14,7 +15,7 @@ from .model import TIMM_ARCHITECTURES, LeNet5, pretrained_cfg
 
 default_cfgs = generate_default_cfgs(
     {
-        f"{arch}.mnist": {**pretrained_cfg(), "file": str(BUNDLED_DIR / variant / "model.safetensors")}
+        f"{arch}.mnist": {**pretrained_cfg(variant), "file": str(BUNDLED_DIR / variant / "model.safetensors")}
         for variant, arch in TIMM_ARCHITECTURES.items()
     }
 )
@@ -28,3 +29,9 @@ def _create(variant: str, pretrained: bool, **kwargs) -> LeNet5:
 def lenet5(pretrained: bool = False, **kwargs) -> LeNet5:
     """The modern LeNet-5 (ReLU, max-pool, BatchNorm) for 28x28 digits."""
     return _create("modern", pretrained, **kwargs)
+
+
+@register_model
+def lenet5_lecun1998(pretrained: bool = False, **kwargs) -> LeNet5:
+    """The paper's LeNet-5 (LeCun et al., 1998): tanh squashing, subsampling, Table I, RBF outputs."""
+    return _create("lecun1998", pretrained, **kwargs)

@@ -116,7 +116,7 @@ def test_mixin_push_to_hub_and_revisions(hub):
 def test_a_renamed_key_on_the_hub_fails_to_load(hub, tmp_path):
     LeNet5().save_pretrained(tmp_path)
     weights = load_file(tmp_path / "model.safetensors")
-    weights["c5.kernel"] = weights.pop("c5.weight")
+    weights["features.c5.kernel"] = weights.pop("features.c5.weight")
     save_file(weights, tmp_path / "model.safetensors")
     HfApi().create_repo("tester/broken")
     HfApi().upload_folder(repo_id="tester/broken", folder_path=tmp_path)

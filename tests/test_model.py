@@ -10,8 +10,9 @@ from lenet5.model import MNIST_MEAN, MNIST_STD
 from lenet5.summary import layer_table, summary
 
 
-def test_forward_shapes():
-    model = LeNet5().eval()
+@pytest.mark.parametrize("variant", ["modern", "lecun1998"])
+def test_forward_shapes(variant):
+    model = LeNet5(variant).eval()
     x = torch.rand(4, 1, 28, 28)
     assert model(x).shape == (4, 10)
     assert model.forward_features(x).shape == (4, 84)
@@ -23,23 +24,24 @@ def test_forward_shapes():
 def test_keeps_lenet5_layer_widths_and_reports_parameters():
     # C1 6 maps, C3 16 maps, then 120, 84 and 10 units; BatchNorm adds 44 parameters to the 61,706 of
     # the textbook network with bias-free convolutions.
-    rows = {name: (shape, params) for name, _, shape, params in layer_table(LeNet5())}
-    assert rows["c1.conv"] == ([1, 6, 28, 28], 6 * 25)
-    assert rows["c3.conv"] == ([1, 16, 10, 10], 16 * 6 * 25)
-    assert rows["c5"] == ([1, 120], 400 * 120 + 120)
-    assert rows["f6"] == ([1, 84], 120 * 84 + 84)
+    rows = {name: (shape, params) for name, _, shape, params, _ in layer_table(LeNet5())}
+    assert rows["features.c1.conv"] == ([1, 6, 28, 28], 6 * 25)
+    assert rows["features.c3.conv"] == ([1, 16, 10, 10], 16 * 6 * 25)
+    assert rows["features.c5"] == ([1, 120], 400 * 120 + 120)
+    assert rows["features.f6"] == ([1, 84], 120 * 84 + 84)
     assert rows["head"] == ([1, 10], 84 * 10 + 10)
     total = sum(p.numel() for p in LeNet5().parameters())
     assert total == 61_728
-    assert summary(LeNet5()).splitlines()[-1].endswith("61,728")
+    assert summary(LeNet5()).splitlines()[-1].split()[1:] == ["61,728", "416,520"]
 
 
 def test_model_normalises_mnist_pixels_itself(mnist):
     # [0, 1] MNIST training pixels come out of the model's own normalisation with zero mean, unit variance.
-    x = LeNet5().normalize(to_float(mnist.train.images[:20000]))
+    normalize = LeNet5().features.normalize
+    x = normalize(to_float(mnist.train.images[:20000]))
     assert abs(x.mean().item()) < 0.02
     assert abs(x.std().item() - 1) < 0.02
-    assert torch.allclose(LeNet5().normalize(torch.zeros(1)), torch.tensor([-MNIST_MEAN / MNIST_STD]))
+    assert torch.allclose(normalize(torch.zeros(1)), torch.tensor([-MNIST_MEAN / MNIST_STD]))
 
 
 def test_bad_config_is_rejected_clearly():
@@ -49,10 +51,17 @@ def test_bad_config_is_rejected_clearly():
         LeNet5(num_classes=0)
 
 
+def test_a_model_of_one_variant_does_not_load_as_the_other(tmp_path):
+    LeNet5("lecun1998").save_pretrained(tmp_path)
+    assert LeNet5.from_pretrained(tmp_path).variant == "lecun1998"  # config.json says which
+    with pytest.raises(ValueError, match="do not fit LeNet5"):
+        LeNet5.from_pretrained(tmp_path, variant="modern")
+
+
 def test_save_pretrained_round_trip_is_exact(tmp_path):
     torch.manual_seed(1)
     model = LeNet5().eval()
-    model.c1.bn.running_mean.uniform_()  # buffers must travel too
+    model.features.c1.bn.running_mean.uniform_()  # buffers must travel too
     model.save_pretrained(tmp_path)
     assert {p.name for p in tmp_path.iterdir()} == {"model.safetensors", "config.json", "README.md"}
     loaded = LeNet5.from_pretrained(tmp_path)
@@ -68,9 +77,9 @@ def test_save_pretrained_round_trip_is_exact(tmp_path):
 def test_renamed_layer_fails_to_load_instead_of_staying_random(tmp_path):
     LeNet5().save_pretrained(tmp_path)
     weights = load_file(tmp_path / "model.safetensors")
-    weights["fc6.weight"] = weights.pop("f6.weight")
+    weights["features.fc6.weight"] = weights.pop("features.f6.weight")
     save_file(weights, tmp_path / "model.safetensors")
-    with pytest.raises(ValueError, match="do not fit LeNet5.*f6.weight"):
+    with pytest.raises(ValueError, match="do not fit LeNet5.*features.f6.weight"):
         LeNet5.from_pretrained(tmp_path)
 
 
