@@ -48,15 +48,22 @@ def describe_device(device: torch.device) -> str:
 
 
 def describe_recipe(c: TrainConfig) -> str:
+    optimizer = "AdamW" if c.optimizer == "adam" else "SGD with Nesterov momentum 0.9"
+    schedule = (f"one-cycle learning rate peaking at {c.lr:g}" if c.schedule == "onecycle"
+                else f"learning rate {c.lr:g}, halved when validation accuracy stalls")
+    loss = ("the paper's MAP criterion (eq. 9)" if c.variant == "lecun1998"
+            else f"cross-entropy with label smoothing {c.label_smoothing:g}" if c.label_smoothing else "cross-entropy")
     parts = [
-        f"SGD with Nesterov momentum 0.9 and weight decay {c.weight_decay:g}",
-        f"one-cycle learning rate peaking at {c.lr:g}",
+        f"{optimizer}, weight decay {c.weight_decay:g}",
+        schedule,
         f"batch {c.batch_size}",
-        f"label smoothing {c.label_smoothing:g}" if c.label_smoothing else "no label smoothing",
+        loss,
         f"EMA of weights (decay {c.ema_decay:g})" if c.ema_decay else "no weight averaging",
         "random shift/rotation/scale/stroke-width augmentation" if c.augment else "no augmentation",
+        f"early stopping after {c.patience} epochs without progress" if c.patience else "",
         f"seed {c.seed}",
     ]
+    parts = [part for part in parts if part]
     return ", ".join(parts)
 
 
@@ -74,7 +81,8 @@ def build_metrics(
         "per_class_accuracy": dict(zip(LABEL_NAMES, per_class_accuracy(test))),
         "val_accuracy": result.history[-1].val_acc,
         "params": count_parameters(result.model),
-        "epochs": result.config.epochs,
+        "epochs": len(result.history),
+        "stopped": result.stopped,
         "train_seconds": round(result.seconds, 2),
         "device": describe_device(device),
         "train_images": train_images,
@@ -125,15 +133,15 @@ def build_model_card(metrics: dict, repo_id: str | None = None, location: str | 
     )
 
 
-def plot_training_curves(history: list[dict], path: Path) -> None:
+def plot_training_curves(history: list[dict], variant: str, path: Path) -> None:
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
-    ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train (augmented, smoothed labels)")
-    ax_acc.plot(epochs, [100 * h["train_acc"] for h in history], "o-", label="train (augmented)")
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    ax_acc.plot(epochs, [100 * h["train_acc"] for h in history], "o-", label="train")
     if history[0]["val_acc"] is not None:
         ax_loss.plot(epochs, [h["val_loss"] for h in history], "o-", label="validation")
         ax_acc.plot(epochs, [100 * h["val_acc"] for h in history], "o-", label="validation")
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
+    ax_loss.set(xlabel="epoch", ylabel="MAP criterion" if variant == "lecun1998" else "cross-entropy", title="Loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
     ax_acc.set_ylim(max(90.0, ax_acc.get_ylim()[0]), 100)
     for ax in (ax_loss, ax_acc):
@@ -201,7 +209,7 @@ def save_run(
         build_model_card(metrics, location=str(out_dir)).save(staging / "README.md")
         result.model.save_pretrained(staging)  # model.safetensors + config.json; keeps our README.md
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-        plot_training_curves(metrics["history"], staging / PICTURES[0])
+        plot_training_curves(metrics["history"], metrics["variant"], staging / PICTURES[0])
         plot_confusion_matrix(confusion_matrix(test_eval), staging / PICTURES[1])
         plot_misclassified(test, test_eval, test_probabilities(result.model, test), staging / PICTURES[2])
         written = []

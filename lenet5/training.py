@@ -1,5 +1,6 @@
 """The training loop: in-memory batches, on-device augmentation, one-cycle schedule, EMA, checkpoints."""
 
+import math
 import os
 import pickle
 import time
@@ -7,12 +8,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from timm.utils import ModelEmaV3
 from tqdm.auto import tqdm
 
 from .data import MNISTData, Split, ordered_batches, random_affine, random_stroke_width, shuffled_batches, to_float
-from .model import LeNet5
+from .model import VARIANTS, LeNet5
+
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("onecycle", "plateau")
+PLATEAU_FACTOR, PLATEAU_PATIENCE = 0.5, 2  # the plateau schedule halves the rate after 2 flat epochs
 
 
 @dataclass
@@ -22,15 +27,20 @@ class TrainConfig:
     variant: str = "modern"
     epochs: int = 30
     batch_size: int = 256
-    lr: float = 0.1  # peak learning rate of the one-cycle schedule (SGD with Nesterov momentum)
+    optimizer: str = "sgd"  # SGD with Nesterov momentum 0.9, or "adam" (AdamW: decoupled weight decay)
+    lr: float = 0.1  # peak learning rate of the one-cycle schedule, starting rate of the plateau one
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
     ema_decay: float = 0.999  # 0 turns the weight average off
     augment: bool = True  # random shift, rotation, scale and stroke width of every training batch
     val_size: int = 5000  # training images held out for validation (a fixed split, whatever the seed)
     seed: int = 0
+    schedule: str = "onecycle"  # or "plateau": halve the rate when validation accuracy stops improving
+    patience: int = 0  # stop after this many epochs without a better validation accuracy; 0: never
 
     def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -40,6 +50,36 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.patience < 0:
+            raise ValueError(f"patience must be 0 (off) or more epochs, got {self.patience}")
+        if self.variant == "lecun1998" and self.label_smoothing:
+            raise ValueError("label_smoothing does not apply to lecun1998, which trains with the paper's MAP criterion")
+        if (self.patience or self.schedule == "plateau") and not self.val_size:
+            raise ValueError("patience and the plateau schedule watch validation accuracy: val_size must be above 0")
+
+
+# Where a variant's recipe differs from TrainConfig's defaults. The paper's network has no BatchNorm and
+# its RBF outputs are squared distances of about 100: plain SGD blows up at any rate that learns in
+# reasonable time, while Adam's per-parameter steps take it there (the paper used per-parameter steps too).
+RECIPES = {
+    "modern": {},
+    "lecun1998": {"optimizer": "adam", "lr": 3e-3, "weight_decay": 0.0, "label_smoothing": 0.0},
+}
+
+# The fastest way to 99% test accuracy: a short one-cycle on all 60,000 digits as they are, no validation
+# pass, no weight average (bench/train_speed.py; `python train.py --fast`).
+FAST_RECIPE = {"epochs": 2, "lr": 0.2, "val_size": 0, "augment": False, "ema_decay": 0.0}
+
+
+def default_config(variant: str = "modern", **overrides) -> TrainConfig:
+    """The variant's recipe, with any field overridden."""
+    if variant not in RECIPES:
+        raise ValueError(f"variant must be one of {', '.join(RECIPES)}, got {variant!r}")
+    return TrainConfig(variant=variant, **{**RECIPES[variant], **overrides})
 
 
 @dataclass
@@ -67,10 +107,11 @@ class Evaluation:
 
 @dataclass
 class TrainResult:
-    model: LeNet5  # the weights to keep: the EMA average when EMA is on
+    model: LeNet5  # the weights to keep: the EMA average when EMA is on, the best epoch's with patience
     config: TrainConfig
     history: list[EpochStats] = field(default_factory=list)
     seconds: float = 0.0  # training wall time, summed over resumed sessions
+    stopped: str = "finished"  # or why the run ended before its last epoch
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -97,7 +138,7 @@ def evaluate(model: torch.nn.Module, split: Split, batch_size: int = 2000) -> Ev
     for images, labels in ordered_batches(split, batch_size):
         with autocast(device):
             logits = model(to_float(images)).float()
-        losses.append(F.cross_entropy(logits, labels, reduction="sum"))
+        losses.append(model.loss(logits, labels) * len(labels))
         predictions.append(logits.argmax(1))
     predictions = torch.cat(predictions).cpu()
     labels = split.labels.cpu()
@@ -109,8 +150,14 @@ def evaluate(model: torch.nn.Module, split: Split, batch_size: int = 2000) -> Ev
     )
 
 
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+
+
 CHECKPOINT_KEYS = {"config", "epoch", "step", "seconds", "history", "model", "ema", "optimizer", "scheduler",
-                   "generator", "torch_rng"}
+                   "generator", "torch_rng", "best", "stopped"}
 
 
 class Trainer:
@@ -119,30 +166,37 @@ class Trainer:
     def __init__(self, config: TrainConfig, data: MNISTData, device: torch.device):
         if len(data.train) < config.batch_size:
             raise ValueError(f"batch_size {config.batch_size} is larger than the {len(data.train)} training images")
+        if (config.patience or config.schedule == "plateau") and not len(data.val):
+            raise ValueError("patience and the plateau schedule watch validation accuracy, but there are no validation images")
         self.config, self.data, self.device = config, data, device
         torch.manual_seed(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)  # batch order and augmentation
         self.model = LeNet5(variant=config.variant).to(device)
-        self.optimizer = torch.optim.SGD(
-            self.model.parameters(), lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
-        )
+        self.optimizer = make_optimizer(self.model, config)
         self.steps_per_epoch = len(data.train) // config.batch_size
-        # One cycle: a short warm-up to the peak rate, then a long anneal to almost nothing.
-        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            self.optimizer, max_lr=config.lr, total_steps=config.epochs * self.steps_per_epoch, pct_start=0.15
-        )
+        if config.schedule == "onecycle":  # a short warm-up to the peak rate, then a long anneal to almost nothing
+            self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                self.optimizer, max_lr=config.lr, total_steps=config.epochs * self.steps_per_epoch, pct_start=0.15
+            )
+        else:
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, mode="max", factor=PLATEAU_FACTOR, patience=PLATEAU_PATIENCE
+            )
         self.ema = ModelEmaV3(self.model, decay=config.ema_decay, use_warmup=True) if config.ema_decay else None
         self.epoch = 0
         self.step = 0
         self.history: list[EpochStats] = []
         self.seconds = 0.0
+        self.best: dict | None = None  # with patience: {"epoch", "val_acc", "weights"} of the best epoch so far
+        self.stopped = ""  # why patience ended the run; a run stopped that way is not resumed
 
     @property
     def final_model(self) -> LeNet5:
         return self.ema.module if self.ema else self.model
 
-    def train_one_epoch(self, progress: bool = True) -> tuple[float, float]:
-        """One pass over the training images; returns the mean training loss and accuracy."""
+    def train_one_epoch(self, progress: bool = True, deadline: float = math.inf) -> tuple[float, float]:
+        """One pass over the training images (or up to `deadline`, a perf_counter time); returns the
+        mean training loss and accuracy."""
         cfg, model = self.config, self.model
         model.train()
         total_loss = torch.zeros((), device=self.device)
@@ -154,53 +208,84 @@ class Trainer:
             disable=None if progress else True,  # None: a bar on terminals only, not in logs
             leave=False,
         )
-        for i, (images, labels) in enumerate(batches, start=1):
+        steps = 0
+        for steps, (images, labels) in enumerate(batches, start=1):
             x = to_float(images)
             if cfg.augment:
                 x = random_stroke_width(random_affine(x, self.generator), self.generator)
             with autocast(self.device):
                 logits = model(x)
-            loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
+            loss = model.loss(logits, labels, cfg.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            self.scheduler.step()
+            if cfg.schedule == "onecycle":
+                self.scheduler.step()
             self.step += 1
             if self.ema:
                 self.ema.update(model, step=self.step)
             total_loss += loss.detach()
             total_correct += (logits.argmax(1) == labels).sum()
-            if i % 20 == 0 or i == self.steps_per_epoch:  # reading a GPU value waits for it: not every step
-                batches.set_postfix(loss=f"{total_loss.item() / i:.4f}", acc=f"{total_correct.item() / (i * cfg.batch_size):.4f}")
-        return total_loss.item() / self.steps_per_epoch, total_correct.item() / (self.steps_per_epoch * cfg.batch_size)
+            if steps % 20 == 0 or steps == self.steps_per_epoch:  # reading a GPU value waits for it: not every step
+                batches.set_postfix(loss=f"{total_loss.item() / steps:.4f}", acc=f"{total_correct.item() / (steps * cfg.batch_size):.4f}")
+            if time.perf_counter() > deadline:
+                break
+        batches.close()
+        return total_loss.item() / max(steps, 1), total_correct.item() / max(steps * cfg.batch_size, 1)
 
-    def run(self, checkpoint: Path | None = None, progress: bool = True, until_epoch: int | None = None) -> TrainResult:
+    def run(
+        self,
+        checkpoint: Path | None = None,
+        progress: bool = True,
+        until_epoch: int | None = None,
+        time_budget: float | None = None,
+    ) -> TrainResult:
         """Train up to `until_epoch` (default: the last), validating after each epoch and checkpointing it
-        when `checkpoint` is set; calling run again continues from there."""
+        when `checkpoint` is set; calling run again continues from there.
+
+        Stops early, cleanly (the epoch in progress is validated and saved), when the validation accuracy
+        has not improved for `config.patience` epochs, or when this call has trained for `time_budget`
+        seconds. With patience, the weights kept are those of the best validation epoch.
+        """
         last = self.config.epochs if until_epoch is None else min(until_epoch, self.config.epochs)
-        while self.epoch < last:
+        deadline = time.perf_counter() + time_budget if time_budget is not None else math.inf
+        out_of_time = False
+        while self.epoch < last and not self.stopped and not out_of_time:
             start = time.perf_counter()
-            lr = self.scheduler.get_last_lr()[0]
-            train_loss, train_acc = self.train_one_epoch(progress)
+            lr = self.optimizer.param_groups[0]["lr"]
+            train_loss, train_acc = self.train_one_epoch(progress, deadline)
             val = evaluate(self.final_model, self.data.val) if len(self.data.val) else None
             self.epoch += 1
             seconds = time.perf_counter() - start
             self.seconds += seconds
-            stats = EpochStats(
-                epoch=self.epoch,
-                lr=lr,
-                train_loss=train_loss,
-                train_acc=train_acc,
-                val_loss=val.loss if val else None,
-                val_acc=val.accuracy if val else None,
-                seconds=seconds,
-            )
+            stats = EpochStats(self.epoch, lr, train_loss, train_acc, val and val.loss, val and val.accuracy, seconds)
             self.history.append(stats)
             if progress:
                 print(format_epoch(stats, self.config.epochs), flush=True)
+            self.watch_validation(stats)
+            out_of_time = time.perf_counter() > deadline and self.epoch < self.config.epochs
             if checkpoint is not None:
                 self.save_checkpoint(checkpoint)
-        return TrainResult(self.final_model, self.config, self.history, self.seconds)
+        stopped = self.stopped or (f"time budget of {time_budget:g} s used up in epoch {self.epoch}" if out_of_time else "")
+        if stopped and progress:
+            print(f"stopped early: {stopped}", flush=True)
+        model = self.final_model
+        if self.best is not None:
+            model.load_state_dict(self.best["weights"])
+        return TrainResult(model, self.config, self.history, self.seconds, stopped or "finished")
+
+    def watch_validation(self, stats: EpochStats) -> None:
+        """Step the plateau schedule, remember the best epoch and stop when patience runs out."""
+        if self.config.schedule == "plateau":
+            self.scheduler.step(stats.val_acc)
+        if not self.config.patience:
+            return
+        if self.best is None or stats.val_acc > self.best["val_acc"]:
+            weights = {name: t.detach().clone() for name, t in self.final_model.state_dict().items()}
+            self.best = {"epoch": stats.epoch, "val_acc": stats.val_acc, "weights": weights}
+        elif stats.epoch - self.best["epoch"] >= self.config.patience:
+            self.stopped = (f"no better validation accuracy for {self.config.patience} epochs; "
+                            f"kept epoch {self.best['epoch']} ({self.best['val_acc']:.2%})")
 
     def state_dict(self) -> dict:
         return {
@@ -215,6 +300,8 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
+            "best": self.best,
+            "stopped": self.stopped,
         }
 
     def save_checkpoint(self, path: Path) -> None:
@@ -237,6 +324,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         trainer.epoch, trainer.step, trainer.seconds = state["epoch"], state["step"], state["seconds"]
         trainer.history = [EpochStats(**stats) for stats in state["history"]]
+        trainer.best, trainer.stopped = state["best"], state["stopped"]
         return trainer
 
 
@@ -252,6 +340,8 @@ def load_checkpoint(path: Path, device: torch.device) -> dict:
         raise ValueError(f"cannot resume: {path} is not a lenet5 training checkpoint (missing {sorted(missing)})")
     if state["epoch"] >= state["config"]["epochs"]:
         raise ValueError(f"nothing to resume: the run in {path} already finished its {state['epoch']} epochs")
+    if state["stopped"]:
+        raise ValueError(f"nothing to resume: the run in {path} stopped early ({state['stopped']})")
     return state
 
 

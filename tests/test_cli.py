@@ -53,12 +53,38 @@ def test_user_mistakes_get_one_line_errors(tmp_path):
         assert no_gpu.returncode == 2 and "sees no CUDA GPU" in no_gpu.stderr
 
 
+def test_each_variant_trains_with_its_own_recipe_and_flags_win():
+    import train
+
+    paper = train.config_from_args(train.parse_args(["--variant", "lecun1998"]))
+    assert (paper.optimizer, paper.lr, paper.label_smoothing, paper.epochs) == ("adam", 3e-3, 0.0, 30)
+    fast = train.config_from_args(train.parse_args(["--fast", "--epochs", "3"]))
+    assert (fast.epochs, fast.val_size, fast.augment, fast.ema_decay) == (3, 0, False, 0.0)
+    tuned = train.config_from_args(train.parse_args(["--schedule", "plateau", "--patience", "4", "--optimizer", "adam"]))
+    assert (tuned.schedule, tuned.patience, tuned.optimizer, tuned.lr) == ("plateau", 4, "adam", 0.1)
+
+
+def test_the_papers_network_trains_from_the_command_line(tmp_path, data_dir):
+    out = tmp_path / "paper"
+    result = run("train.py", "--variant", "lecun1998", "--epochs", "1", "--val-size", "50000", "--no-augment",
+                 "--data-dir", str(data_dir), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["variant"] == "lecun1998" and metrics["params"] == 60_000 and metrics["test_accuracy"] > 0.8
+    assert "MAP criterion" in metrics["recipe"] and "lecun1998" in (out / "README.md").read_text()
+    assert LeNet5.from_pretrained(out).variant == "lecun1998"
+    smoothing = run("train.py", "--variant", "lecun1998", "--label-smoothing", "0.1", "--out", str(tmp_path))
+    assert smoothing.returncode == 2 and "MAP criterion" in smoothing.stderr and "Traceback" not in smoothing.stderr
+
+
 def test_summary_command_prints_the_layers():
     result = run("-m", "lenet5", "summary")
     assert result.returncode == 0, result.stderr
     for layer in ("c1.conv", "c3.conv", "c5", "f6", "head"):
         assert layer in result.stdout
-    assert result.stdout.strip().endswith("61,728")
+    assert result.stdout.split()[-2:] == ["61,728", "416,520"]  # parameters, multiply-adds per image
+    paper = run("-m", "lenet5", "summary", "--variant", "lecun1998")
+    assert "TableConv" in paper.stdout and paper.stdout.split()[-2:] == ["60,000", "328,096"]
 
 
 def test_ci_runs_exactly_the_readme_test_command():

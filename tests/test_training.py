@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lenet5.data import MNIST_FILES, MNISTData, load_mnist, random_affine, to_float
-from lenet5.training import TrainConfig, Trainer, evaluate, load_checkpoint, resolve_device
+from lenet5.training import TrainConfig, Trainer, default_config, evaluate, load_checkpoint, resolve_device
 
 CPU = torch.device("cpu")
 
@@ -55,11 +55,58 @@ def test_checkpoint_problems_are_reported_clearly(mnist, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "field, value", [("epochs", 0), ("batch_size", 0), ("lr", -1.0), ("ema_decay", 1.0), ("label_smoothing", 1.5)]
+    "field, value",
+    [("epochs", 0), ("batch_size", 0), ("lr", -1.0), ("ema_decay", 1.0), ("label_smoothing", 1.5),
+     ("optimizer", "lbfgs"), ("schedule", "cosine"), ("patience", -1), ("variant", "lenet4")],
 )
 def test_bad_training_settings_are_rejected(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})
+    with pytest.raises(ValueError, match="val_size must be above 0"):
+        TrainConfig(patience=2, val_size=0)
+    with pytest.raises(ValueError, match="MAP criterion"):
+        TrainConfig(variant="lecun1998", label_smoothing=0.1)
+
+
+def test_patience_stops_a_stalled_run_and_keeps_its_best_epoch(mnist, tmp_path):
+    # A learning rate far too small: validation accuracy creeps, then stalls on 64 held-out digits.
+    data = small(mnist, train=1_024, val=64)
+    config = TrainConfig(epochs=40, batch_size=128, lr=1e-3, schedule="plateau", patience=2, ema_decay=0, augment=False)
+    trainer = Trainer(config, data, CPU)
+    result = trainer.run(tmp_path / "run.pt", progress=False)
+    assert "no better validation accuracy for 2 epochs" in result.stopped
+    assert len(result.history) < 40
+    best = max(h.val_acc for h in result.history)
+    assert evaluate(result.model, data.val).accuracy == pytest.approx(best)
+    assert [h.val_acc for h in result.history].index(best) + 1 == trainer.best["epoch"]
+    with pytest.raises(ValueError, match="stopped early"):
+        load_checkpoint(tmp_path / "run.pt", CPU)
+
+
+def test_plateau_schedule_halves_the_rate_when_validation_stalls(mnist):
+    data = small(mnist, train=512, val=64)
+    config = TrainConfig(epochs=8, batch_size=128, lr=1e-4, schedule="plateau", ema_decay=0, augment=False)
+    result = Trainer(config, data, CPU).run(progress=False)
+    rates = [h.lr for h in result.history]
+    assert rates[0] == 1e-4 and min(rates) < 1e-4
+    assert all(b in (a, a / 2) for a, b in zip(rates, rates[1:]))
+
+
+def test_time_budget_stops_cleanly_and_the_run_can_resume(mnist, tmp_path):
+    data = small(mnist, train=4_096, val=256)
+    trainer = Trainer(TrainConfig(epochs=50, batch_size=128), data, CPU)
+    result = trainer.run(tmp_path / "run.pt", progress=False, time_budget=0.5)
+    assert result.stopped.startswith("time budget of 0.5 s used up") and len(result.history) < 50
+    state = load_checkpoint(tmp_path / "run.pt", CPU)  # a budget stop can be resumed
+    assert state["epoch"] == len(result.history)
+
+
+def test_adam_and_the_papers_network_train(mnist):
+    data = small(mnist, train=12_800, val=1_000)
+    for config in (default_config("lecun1998", epochs=2, ema_decay=0, augment=False),
+                   TrainConfig(epochs=1, optimizer="adam", lr=3e-3, ema_decay=0)):
+        result = Trainer(config, data, CPU).run(progress=False)
+        assert evaluate(result.model, data.val).accuracy > 0.85, config
 
 
 def test_device_choice():
@@ -110,3 +157,4 @@ def test_damaged_mnist_files_are_named_in_the_error(data_dir, tmp_path):
         (raw / name).write_bytes((data_dir / "MNIST" / "raw" / name).read_bytes()[:1000])
     with pytest.raises(ValueError, match=f"MNIST files in {raw} are damaged"):
         load_mnist(tmp_path)
+
