@@ -23,13 +23,21 @@ from conftest import REPO
 OUTPUTS = ("verdict", "bars", "seen", "c1", "c3")
 
 
+MODERN, LECUN = app.BUNDLED_NAMES["modern"], app.BUNDLED_NAMES["lecun1998"]
+
+
 @pytest.fixture(scope="module")
-def model():
-    return load_model()
+def models():
+    return app.load_demo_models(None)[0]
 
 
-def read_one(image, model) -> dict:
-    return dict(zip(OUTPUTS, (column[0] for column in app.read_batch([image], model))))
+@pytest.fixture(scope="module")
+def model(models):
+    return {MODERN: models[MODERN]}
+
+
+def read_one(image, models, network: str = MODERN) -> dict:
+    return dict(zip(OUTPUTS, app.read_one(image, network, models)))
 
 
 def top_label(bars) -> str:
@@ -47,9 +55,10 @@ def canvas_dict(image: Image.Image) -> dict:
     return {"background": None, "layers": [strokes], "composite": rgba}
 
 
-def test_the_handler_reads_every_drawn_digit_and_shows_its_insides(model):
+@pytest.mark.parametrize("network", [MODERN, LECUN])
+def test_the_handler_reads_every_drawn_digit_and_shows_its_insides(models, network):
     for digit, strokes in STROKES.items():
-        out = read_one(canvas_dict(render(strokes)), model)
+        out = read_one(canvas_dict(render(strokes)), models, network)
         assert top_label(out["bars"]) == digit
         assert f"It is a **{digit}**" in out["verdict"]
         assert out["seen"].shape == (224, 224) and out["seen"].dtype == np.uint8
@@ -117,11 +126,31 @@ def test_a_low_top_probability_is_shown_as_a_guess():
     assert describe([("7", 0.93), ("1", 0.02)]).startswith("It is a **7** (93%)")
 
 
-def test_a_model_that_cannot_load_falls_back_to_the_bundled_one(hub):
-    model, line = app.load_demo_model("tester/no-such-model")
+def test_both_bundled_networks_are_offered_and_read_in_one_batch(models):
+    assert list(models) == [MODERN, LECUN]
+    assert [m.variant for m in models.values()] == ["modern", "lecun1998"]
+    images = [np.asarray(render(STROKES[d])) for d in "0123"]
+    columns = app.read_batch(images, [MODERN, LECUN, LECUN, "no such network"], models)
+    assert [top_label(bars) for bars in columns[1][:3]] == ["0", "1", "2"]
+    assert "no network called 'no such network'" in columns[0][3] and columns[1][3] is None
+    # Switching networks re-reads the tab in view: the drawing, or the upload.
+    drawing, upload = canvas_dict(render(STROKES["5"])), str(example_paths()[9])
+    assert top_label(app.read_visible("draw", drawing, upload, LECUN, models)[1]) == "5"
+    assert top_label(app.read_visible("upload", drawing, upload, LECUN, models)[1]) == "9"
+
+
+def test_a_model_that_cannot_load_falls_back_to_the_bundled_ones(hub):
+    models, line = app.load_demo_models("tester/no-such-model")
     assert "Could not load `tester/no-such-model`" in line and "bundled" in line
+    assert list(models) == [MODERN, LECUN]
     x = np.asarray(render(STROKES["2"]))
-    assert top_label(read_one(x, model)["bars"]) == "2"
+    assert top_label(read_one(x, models)["bars"]) == "2"
+
+
+def test_a_model_given_on_the_command_line_comes_first(tmp_path):
+    load_model("lecun1998").save_pretrained(tmp_path / "mine")
+    models, line = app.load_demo_models(str(tmp_path / "mine"))
+    assert list(models) == [str(tmp_path / "mine"), MODERN, LECUN] and "mine" in line
 
 
 # -- app.py as a running server -------------------------------------------------------------------------
@@ -161,9 +190,11 @@ def test_gradio_client_reads_a_drawn_digit(served_app, tmp_path):
     for digit in ("0", "3", "8"):
         render(STROKES[digit]).convert("RGBA").save(tmp_path / f"{digit}.png")
         canvas = {"background": None, "layers": [], "composite": handle_file(tmp_path / f"{digit}.png")}
-        verdict, bars, seen, c1, c3 = client.predict(canvas, api_name="/predict")
+        verdict, bars, seen, c1, c3 = client.predict(canvas, api_name="/predict")  # the first network
         assert top_label(bars) == digit and f"**{digit}**" in verdict
         assert Image.open(seen).size == (224, 224) and Image.open(c3).size == (348, 348)
+        verdict, bars, *_ = client.predict(canvas, LECUN, api_name="/predict")
+        assert top_label(bars) == digit
 
 
 def test_gradio_client_uploads(served_app, tmp_path):

@@ -77,3 +77,17 @@ def test_uploading_a_photo_shows_it_in_the_bars(page):
     page.locator("#upload input[type=file]").set_input_files(str(example_paths()[5]))
     expect(top_class(page)).to_have_text("5", timeout=30_000)
     page.screenshot(path=SCREENSHOTS / "upload.png", full_page=True)
+
+
+def test_switching_networks_rereads_the_same_drawing(page):
+    page.get_by_role("tab", name="Draw").click()
+    page.locator("#clear").click()
+    draw(page, "4")
+    expect(top_class(page)).to_have_text("4", timeout=30_000)
+    modern_verdict = page.locator("#verdict").inner_text()
+    page.locator("#network").get_by_text("LeCun et al. 1998").click()
+    expect(page.locator("#verdict")).not_to_have_text(modern_verdict, timeout=30_000)
+    expect(top_class(page)).to_have_text("4")
+    page.screenshot(path=SCREENSHOTS / "networks.png", full_page=True)
+    page.locator("#network").get_by_text("Modern LeNet-5").click()
+    expect(page.locator("#verdict")).to_have_text(modern_verdict, timeout=30_000)
