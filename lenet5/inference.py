@@ -5,6 +5,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
 
@@ -20,7 +21,7 @@ def bundled_variants() -> list[str]:
 
 
 def load_model(source: str | Path | None = None, device: str | torch.device = "cpu", revision: str | None = None) -> LeNet5:
-    """Load weights: None -> the bundled default; a variant name ("modern") -> its bundled weights;
+    """Load weights: None -> the bundled default; a variant name ("modern", "lecun1998") -> its bundled weights;
     an existing folder -> what save_pretrained wrote there; anything else -> a Hub repo id "OWNER/NAME".
 
     Raises:
@@ -58,10 +59,11 @@ def default_model() -> LeNet5:
 def predict(image: Any, model: LeNet5 | None = None) -> dict[str, float]:
     """Probabilities {"0": p0, ..., "9": p9} (summing to 1) for one digit picture; see `preprocess`."""
     model = model or default_model()
-    device = next(model.parameters()).device
-    logits = model.eval()(preprocess(image).to(device))
-    probs = torch.softmax(logits.float(), dim=1)[0].tolist()
-    return dict(zip(LABEL_NAMES, probs))
+    if model.training:  # walking the modules to switch them costs more than the forward pass: only when needed
+        model.eval()
+    logits = model(preprocess(image).to(next(model.parameters()).device))[0].double().cpu().numpy()
+    probs = np.exp(logits - logits.max())
+    return dict(zip(LABEL_NAMES, (probs / probs.sum()).tolist()))
 
 
 @dataclass

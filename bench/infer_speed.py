@@ -1,0 +1,85 @@
+"""How fast LeNet-5 reads digits: predict() latency on a 280x280 canvas and batch throughput.
+
+    python bench/infer_speed.py                 # the CPU, and CUDA when present
+    python bench/infer_speed.py --repeats 2000
+
+Latency is one user's request as the demo serves it: a 280x280 RGBA canvas through preprocess (ink,
+crop, 20x20 fit, centring) and the network, p50 and p95 over many calls. Throughput is the network alone
+on ready 28x28 batches, in images per second.
+"""
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from examples.digits import STROKES, render  # noqa: E402
+from lenet5 import load_model, predict, preprocess  # noqa: E402
+from lenet5.model import VARIANTS  # noqa: E402
+from lenet5.report import describe_device  # noqa: E402
+
+
+def canvases() -> list[np.ndarray]:
+    """The ten example digits as the demo's Sketchpad sends them: 280x280 RGBA, black ink on white."""
+    return [np.asarray(render(strokes).convert("RGBA")) for strokes in STROKES.values()]
+
+
+def percentiles(seconds: list[float]) -> tuple[float, float]:
+    cuts = statistics.quantiles(seconds, n=20)
+    return statistics.median(seconds), cuts[18]  # p50, p95
+
+
+def time_calls(fn, inputs: list, repeats: int, device: torch.device) -> list[float]:
+    for image in inputs:  # warm-up
+        fn(image)
+    seconds = []
+    for i in range(repeats):
+        image = inputs[i % len(inputs)]
+        start = time.perf_counter()
+        fn(image)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+@torch.no_grad()
+def throughput(model: torch.nn.Module, device: torch.device, batch: int, seconds: float = 2.0) -> float:
+    x = torch.rand(batch, 1, 28, 28, device=device)
+    model(x)
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        model(x)
+        done += batch
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return done / (time.perf_counter() - start)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repeats", type=int, default=1000, help="timed predict() calls per device (default: %(default)s)")
+    args = p.parse_args()
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    images = canvases()
+    print(f"torch {torch.__version__}; latency over {args.repeats} calls on 280x280 canvases, in ms")
+    print(f"{'device':<28}{'variant':<11}{'preprocess p50':>15}{'predict p50':>13}{'predict p95':>13}"
+          f"{'img/s bs1':>11}{'img/s bs256':>13}{'img/s bs4096':>14}")
+    cpu_preprocess = percentiles(time_calls(preprocess, images, args.repeats, devices[0]))[0]
+    for device in devices:
+        for variant in VARIANTS:
+            model = load_model(variant, device=device)
+            p50, p95 = percentiles(time_calls(lambda im: predict(im, model), images, args.repeats, device))
+            rates = [throughput(model, device, batch) for batch in (1, 256, 4096)]
+            print(f"{describe_device(device):<28}{variant:<11}{cpu_preprocess * 1e3:>15.3f}{p50 * 1e3:>13.3f}"
+                  f"{p95 * 1e3:>13.3f}" + "".join(f"{rate:>{w},.0f}" for rate, w in zip(rates, (11, 13, 14))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Time to 99% MNIST test accuracy: the tutorial training loop against ours, same LeNet-5, one run.
+
+    python bench/train_speed.py                        # both loops, CUDA when present, else the CPU
+    python bench/train_speed.py --tutorial-epochs 14   # the tutorial's full 14 epochs (default: stop at 99%)
+
+(a) tutorial: the pytorch/examples MNIST protocol: torchvision MNIST with ToTensor() and Normalize()
+    through a DataLoader of batch 64, Adadelta at lr 1.0 with StepLR(gamma=0.7), the test set after
+    every epoch. (b) ours: lenet5's loop with its fast recipe (MNIST held in memory as one uint8 tensor,
+    batch 256, SGD + one-cycle, label smoothing), tested after every epoch. Both train the modern LeNet-5
+    from the same initial weights; test passes are not counted as training time. Each loop runs in a
+    process of its own so that its peak memory is its own.
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lenet5.data import default_data_dir, load_mnist  # noqa: E402
+from lenet5.model import MNIST_MEAN, MNIST_STD, LeNet5  # noqa: E402
+from lenet5.report import describe_device  # noqa: E402
+from lenet5.training import FAST_RECIPE, Trainer, default_config, evaluate, resolve_device  # noqa: E402
+
+TARGET = 0.99
+LOOPS = ("tutorial", "ours")
+
+
+class Unnormalize(nn.Module):
+    """The tutorial normalises in its transforms and lenet5 inside the model: undo one, keep the same net."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * MNIST_STD + MNIST_MEAN
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_tutorial(data_dir: Path, device: torch.device, max_epochs: int, stop_at_target: bool) -> dict:
+    from torchvision import datasets, transforms
+
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))])
+    train = datasets.MNIST(data_dir, train=True, download=True, transform=transform)
+    test = datasets.MNIST(data_dir, train=False, transform=transform)
+    cuda_kwargs = {"num_workers": 1, "pin_memory": True} if device.type == "cuda" else {}
+    train_loader = torch.utils.data.DataLoader(train, batch_size=64, shuffle=True, **cuda_kwargs)
+    test_loader = torch.utils.data.DataLoader(test, batch_size=1000, **cuda_kwargs)
+    torch.manual_seed(0)
+    model = nn.Sequential(Unnormalize(), LeNet5()).to(device)
+    optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
+
+    def test_accuracy() -> float:
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for x, y in test_loader:
+                correct += (model(x.to(device)).argmax(1) == y.to(device)).sum().item()
+        return correct / len(test)
+
+    epochs = []
+    for _ in range(max_epochs):
+        sync(device)
+        start = time.perf_counter()
+        model.train()
+        for x, y in train_loader:
+            x, y = x.to(device), y.to(device)
+            optimizer.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        sync(device)
+        epochs.append({"seconds": time.perf_counter() - start, "test_acc": test_accuracy()})
+        scheduler.step()
+        if stop_at_target and epochs[-1]["test_acc"] >= TARGET:
+            break
+    return {"epochs": epochs, "peak_mb": peak_memory_mb(device)}
+
+
+def run_ours(data_dir: Path, device: torch.device, epochs: int | None) -> dict:
+    config = default_config("modern", **{**FAST_RECIPE, **({"epochs": epochs} if epochs else {})})
+    data = load_mnist(data_dir, config.val_size, device)
+    trainer = Trainer(config, data, device)
+    results = []
+    while trainer.epoch < config.epochs:
+        before = trainer.seconds
+        trainer.run(progress=False, until_epoch=trainer.epoch + 1)  # val_size 0: no validation pass inside
+        results.append({"seconds": trainer.seconds - before, "test_acc": evaluate(trainer.final_model, data.test).accuracy})
+    return {"epochs": results, "peak_mb": peak_memory_mb(device), "recipe": config.__dict__}
+
+
+def summarise(result: dict) -> dict:
+    seconds = [e["seconds"] for e in result["epochs"]]
+    reached = next((i for i, e in enumerate(result["epochs"]) if e["test_acc"] >= TARGET), None)
+    return {
+        "seconds_per_epoch": sum(seconds) / len(seconds),
+        "epochs": len(seconds),
+        "to_target_s": None if reached is None else sum(seconds[: reached + 1]),
+        "to_target_epoch": None if reached is None else reached + 1,
+        "final_acc": result["epochs"][-1]["test_acc"],
+        "best_acc": max(e["test_acc"] for e in result["epochs"]),
+        "peak_mb": result["peak_mb"],
+    }
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.1f}x" if a and b else "-"
+
+
+def report(device_name: str, tutorial: dict, ours: dict) -> str:
+    t, o = summarise(tutorial), summarise(ours)
+
+    def reach(s: dict) -> str:
+        return f"{s['to_target_s']:.1f} s (epoch {s['to_target_epoch']})" if s["to_target_s"] else "not reached"
+
+    rows = [
+        ("seconds per epoch", f"{t['seconds_per_epoch']:.2f}", f"{o['seconds_per_epoch']:.2f}",
+         ratio(t["seconds_per_epoch"], o["seconds_per_epoch"])),
+        (f"time to {TARGET:.1%} test accuracy", reach(t), reach(o), ratio(t["to_target_s"], o["to_target_s"])),
+        ("epochs run", str(t["epochs"]), str(o["epochs"]), ""),
+        ("final test accuracy", f"{t['final_acc']:.2%}", f"{o['final_acc']:.2%}", ""),
+        ("peak memory (MiB)", f"{t['peak_mb']:.0f}", f"{o['peak_mb']:.0f}", ratio(t["peak_mb"], o["peak_mb"])),
+    ]
+    lines = [f"device: {device_name}, torch {torch.__version__}",
+             f"{'':<32}{'tutorial':>20}{'ours':>20}{'tutorial/ours':>15}"]
+    lines += [f"{name:<32}{a:>20}{b:>20}{r:>15}" for name, a, b, r in rows]
+    lines.append("per epoch, seconds / test accuracy:")
+    for name, result in (("tutorial", tutorial), ("ours", ours)):
+        lines.append(f"  {name:<9}" + "  ".join(f"{e['seconds']:.1f}/{e['test_acc']:.2%}" for e in result["epochs"]))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", type=Path, default=None, help="MNIST folder (default: $LENET5_DATA, else ~/.cache/lenet5)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--tutorial-epochs", type=int, default=14,
+                   help="most epochs for the tutorial loop; it stops at 99%% unless --full (default: %(default)s)")
+    p.add_argument("--full", action="store_true", help="run all tutorial epochs instead of stopping at 99%%")
+    p.add_argument("--ours-epochs", type=int, default=None, help="epochs of our fast recipe (default: its own)")
+    p.add_argument("--only", choices=LOOPS, help=argparse.SUPPRESS)  # one loop, in a child process
+    args = p.parse_args()
+    data_dir = args.data_dir or default_data_dir()
+    device = resolve_device(args.device)
+    if args.only:
+        if args.only == "tutorial":
+            result = run_tutorial(data_dir, device, args.tutorial_epochs, stop_at_target=not args.full)
+        else:
+            result = run_ours(data_dir, device, args.ours_epochs)
+        print(json.dumps(result))
+        return
+    results = {}
+    for loop in LOOPS:
+        print(f"running the {loop} loop ...", flush=True)
+        command = [sys.executable, __file__, "--only", loop, "--data-dir", str(data_dir), "--device", device.type,
+                   "--tutorial-epochs", str(args.tutorial_epochs), *(["--full"] * args.full),
+                   *(["--ours-epochs", str(args.ours_epochs)] if args.ours_epochs else [])]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"the {loop} loop failed:\n{done.stderr}")
+        results[loop] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(report(describe_device(device), results["tutorial"], results["ours"]))
+
+
+if __name__ == "__main__":
+    main()
