@@ -127,12 +127,13 @@ def build_demo(model_source: str | None = None) -> gr.Blocks:
                                    examples_per_page=10, label="Examples: click one to load it, then draw over it")
         examples.load_input_event.then(partial(read_one, models=models), [canvas, network], outputs, api_name=False)
         events = {"batch": True, "max_batch_size": MAX_BATCH, "show_progress": "hidden", "trigger_mode": "always_last"}
-        canvas.change(read, [canvas, network], outputs, api_name="predict", **events)
-        upload.change(read, [upload, network], outputs, api_name="predict_upload", **events)
+        drawn = canvas.change(read, [canvas, network], outputs, api_name="predict", **events)
+        uploaded = upload.change(read, [upload, network], outputs, api_name="predict_upload", **events)
         draw_tab.select(lambda: "draw", None, visible_tab, api_name=False, queue=False)
         upload_tab.select(lambda: "upload", None, visible_tab, api_name=False, queue=False)
+        # Reads still queued with the old network would land after this one and show its answer: drop them.
         network.change(partial(read_visible, models=models), [visible_tab, canvas, upload, network], outputs,
-                       api_name=False, show_progress="hidden")
+                       api_name=False, show_progress="hidden", cancels=[drawn, uploaded])
         clear.click(lambda: (None, None, "Draw a digit.", None, None, None, None),
                     outputs=[canvas, upload, *outputs], api_name=False, queue=False)
     return demo.queue(default_concurrency_limit=4)
