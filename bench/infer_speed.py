@@ -66,6 +66,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=1000, help="timed predict() calls per device (default: %(default)s)")
     args = p.parse_args()
+    if args.repeats < 20:
+        p.error(f"--repeats must be at least 20 for a p95, got {args.repeats}")
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     images = canvases()
     print(f"torch {torch.__version__}; latency over {args.repeats} calls on 280x280 canvases, in ms")

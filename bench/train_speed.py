@@ -155,8 +155,13 @@ def main() -> None:
     p.add_argument("--ours-epochs", type=int, default=None, help="epochs of our fast recipe (default: its own)")
     p.add_argument("--only", choices=LOOPS, help=argparse.SUPPRESS)  # one loop, in a child process
     args = p.parse_args()
+    if args.tutorial_epochs < 1 or (args.ours_epochs is not None and args.ours_epochs < 1):
+        p.error("--tutorial-epochs and --ours-epochs must be at least 1")
     data_dir = args.data_dir or default_data_dir()
-    device = resolve_device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as error:
+        p.error(str(error))
     if args.only:
         if args.only == "tutorial":
             result = run_tutorial(data_dir, device, args.tutorial_epochs, stop_at_target=not args.full)

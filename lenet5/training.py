@@ -248,6 +248,8 @@ class Trainer:
         seconds. With patience, the weights kept are those of the best validation epoch.
         """
         last = self.config.epochs if until_epoch is None else min(until_epoch, self.config.epochs)
+        if time_budget is not None and time_budget <= 0:
+            raise ValueError(f"the time budget must be a positive number of seconds, got {time_budget:g}")
         deadline = time.perf_counter() + time_budget if time_budget is not None else math.inf
         out_of_time = False
         while self.epoch < last and not self.stopped and not out_of_time:

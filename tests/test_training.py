@@ -99,6 +99,8 @@ def test_time_budget_stops_cleanly_and_the_run_can_resume(mnist, tmp_path):
     assert result.stopped.startswith("time budget of 0.5 s used up") and len(result.history) < 50
     state = load_checkpoint(tmp_path / "run.pt", CPU)  # a budget stop can be resumed
     assert state["epoch"] == len(result.history)
+    with pytest.raises(ValueError, match="time budget must be a positive number of seconds, got 0"):
+        Trainer(TrainConfig(epochs=1, batch_size=128), data, CPU).run(progress=False, time_budget=0)
 
 
 def test_adam_and_the_papers_network_train(mnist):
