@@ -39,7 +39,7 @@ def load_demo_models(source: str | None) -> tuple[dict[str, LeNet5], str]:
     line = "Network: the bundled LeNet-5s; pick one to see how the other reads the same digit."
     if source:
         try:
-            models[f"{source}"] = load_model(source)
+            models[source] = load_model(source)
             line = f"Network: `{source}`."
         except ValueError as error:
             line = f"**Could not load `{source}`** ({error}). Showing the bundled LeNet-5 instead."

@@ -34,8 +34,8 @@ MODERN, LECUN = default_config("modern"), default_config("lecun1998")
 
 def recipe_default(name: str) -> str:
     """The help text's default: the same for both variants, or each variant's own."""
-    modern, lecun = getattr(MODERN, name), getattr(LECUN, name)
-    return f"(default: {modern:g})" if modern == lecun else f"(default: {modern:g}; lecun1998: {lecun:g})"
+    modern, lecun = (f"{v:g}" if isinstance(v, float) else str(v) for v in (getattr(MODERN, name), getattr(LECUN, name)))
+    return f"(default: {modern})" if modern == lecun else f"(default: {modern}; lecun1998: {lecun})"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,11 +48,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, help=f"passes over the data {recipe_default('epochs')}")
     p.add_argument("--batch-size", type=int, help=recipe_default("batch_size"))
     p.add_argument("--optimizer", choices=OPTIMIZERS,
-                   help=f"sgd (Nesterov momentum) or adam (AdamW) (default: {MODERN.optimizer}; lecun1998: {LECUN.optimizer})")
+                   help=f"sgd (Nesterov momentum) or adam (AdamW) {recipe_default('optimizer')}")
     p.add_argument("--lr", type=float, help=f"peak learning rate {recipe_default('lr')}")
     p.add_argument("--schedule", choices=SCHEDULES,
                    help="onecycle: warm up, then anneal; plateau: halve the rate when validation accuracy "
-                        f"stalls (default: {MODERN.schedule})")
+                        f"stalls {recipe_default('schedule')}")
     p.add_argument("--weight-decay", type=float, help=recipe_default("weight_decay"))
     p.add_argument("--label-smoothing", type=float, help=recipe_default("label_smoothing"))
     p.add_argument("--ema-decay", type=float, help=f"0 turns EMA off {recipe_default('ema_decay')}")
@@ -61,11 +61,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"training images held out for validation; 0 trains on all 60,000 {recipe_default('val_size')}")
     p.add_argument("--patience", type=int,
                    help="stop when validation accuracy has not improved for this many epochs, keeping the best "
-                        "epoch's weights; 0: never (default: 0)")
+                        f"epoch's weights; 0: never {recipe_default('patience')}")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="stop cleanly once this much training time is used up: the epoch in progress is cut short, "
                         "validated and saved like any other, and --resume can continue the run")
-    p.add_argument("--seed", type=int, help="(default: 0)")
+    p.add_argument("--seed", type=int, help=recipe_default("seed"))
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="auto uses CUDA when present (default: %(default)s)")
     p.add_argument("--data-dir", type=Path, default=None,

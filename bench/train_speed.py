@@ -113,7 +113,6 @@ def summarise(result: dict) -> dict:
         "to_target_s": None if reached is None else sum(seconds[: reached + 1]),
         "to_target_epoch": None if reached is None else reached + 1,
         "final_acc": result["epochs"][-1]["test_acc"],
-        "best_acc": max(e["test_acc"] for e in result["epochs"]),
         "peak_mb": result["peak_mb"],
     }
 
