@@ -6,10 +6,16 @@
 """
 
 import argparse
+import base64
+import io
 import os
 from functools import partial
 
 import gradio as gr
+import numpy as np
+from gradio.exceptions import InvalidPathError
+from PIL import Image
+from pydantic import ValidationError
 
 from examples.digits import example_paths
 from lenet5 import LeNet5, load_model
@@ -17,7 +23,10 @@ from lenet5.inference import Reading, bundled_variants, read_digits
 from lenet5.visualize import feature_grid, input_picture
 
 MAX_BATCH = 32  # simultaneous requests are read in one forward pass
-LAUNCH_OPTIONS = {"max_file_size": "10mb"}  # a photo of a digit needs no more; bigger uploads are refused
+UNSURE_BELOW = 0.6  # a top probability under this is shown as a guess, not an answer
+# A photo of a digit needs no more than 10 MB; bigger uploads are refused by Gradio before they are stored.
+LAUNCH_OPTIONS = {"max_file_size": "10mb"}
+CACHE_LIFETIME = (600, 1800)  # every 10 minutes, delete uploads and outputs older than 30 minutes
 
 INTRO = """# LeNet-5 reads your handwriting
 Draw a digit on the canvas, or upload a photo or scan of one. The bars are the network's softmax; below
@@ -25,11 +34,120 @@ them is the 28x28 picture it actually reads (your drawing cropped, fitted into 2
 as MNIST's digits were made) and what its two convolutional layers compute from it. Switch networks to
 compare today's LeNet-5 with the paper's original on the same digit."""
 
-
 BUNDLED_NAMES = {
     "modern": "Modern LeNet-5 (ReLU, BatchNorm)",
     "lecun1998": "LeCun et al. 1998 (tanh, RBF outputs)",
 }
+
+# The sentences people read for each reason a Reading gives (lenet5.inference.REASONS), and for requests
+# refused before they reach the reader.
+SENTENCES = {
+    "blank": "Nothing to read: {detail}. Draw or upload a digit.",
+    "not_a_digit": "That looks like {detail}, not a digit. Draw a digit.",
+    "unreadable": "Cannot read that picture: {detail}.",
+    "too_large": "That picture is too large to read: {detail}.",
+    "refused": "{detail}",
+}
+SERVER_PATH = "Pictures must be sent with the request; this demo does not read files named by a path."
+
+
+class Refused:
+    """A request Gradio could not turn into a picture (see `ReaderBlocks`), with the reason to show."""
+
+    def __init__(self, detail: str):
+        self.detail = detail
+
+
+class ReaderBlocks(gr.Blocks):
+    """gr.Blocks whose reading events answer a malformed request with a sentence, alone.
+
+    Gradio checks and converts each request's inputs (`preprocess_data`) before the event's function runs.
+    When that fails, Gradio answers with a bare "Error" and, for batched events, fails every request
+    batched with the bad one. Here a failing request becomes a `Refused` value that the reader answers in
+    words, and the requests batched with it are read as usual. Gradio's own checks stay in force: a
+    FileData that names a server path instead of an upload is refused by Gradio (InvalidPathError, raised
+    before the file is looked at, so existing and missing files get the same answer) and nothing is copied.
+    """
+
+    reading_inputs: frozenset[int] = frozenset()  # ids of the input components whose events are guarded
+
+    async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
+        try:
+            return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+        except Exception as error:
+            if not any(block._id in self.reading_inputs for block in block_fn.inputs):
+                raise
+            return [Refused(refusal(error))] * len(block_fn.inputs)
+
+
+def refusal(error: Exception) -> str:
+    """One sentence for a request Gradio refused: what was wrong, never a traceback."""
+    if isinstance(error, InvalidPathError):
+        return SERVER_PATH
+    if isinstance(error, gr.Error):  # a component's own check, e.g. a network name that is not offered
+        return f"That request cannot be read: {error.message}"
+    if isinstance(error, ValidationError):  # the request's JSON does not have the component's shape
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the value"
+        reason = first["msg"].split(". ")[0].removeprefix("Value error, ")
+        return f"That request is not a picture this demo can read: {where}: {reason}."
+    return f"That request is not a picture this demo can read ({type(error).__name__})."
+
+
+class Canvas(gr.Sketchpad):
+    """A Sketchpad that hands over its pictures undecoded: file paths (API requests) or bytes (the browser).
+
+    Gradio's ImageEditor decodes and converts every layer in full before the event's function runs, so a
+    small PNG of 13000x13000 pixels cost 7 GB and half a minute there. lenet5's reader opens the composite
+    itself, checks its size from the header first, and never looks at the layers.
+    """
+
+    def get_block_name(self) -> str:
+        return "imageeditor"  # the page draws it with the ImageEditor's own front end, as it does a Sketchpad
+
+    def convert_and_format_image(self, file, flatten_on_white: bool = False):
+        if file is None:
+            return None
+        return bytes(file) if isinstance(file, (bytes, bytearray, memoryview)) else file.path
+
+
+def describe(ranked: list[tuple[str, float]]) -> str:
+    """The verdict in words: the first and second guess, or a guess when the network is unsure."""
+    (first, p1), (second, p2) = ranked[:2]
+    if p1 < UNSURE_BELOW:
+        return f"Not sure: maybe **{first}** ({p1:.0%}), or **{second}** ({p2:.0%})."
+    article = "an" if first == "8" else "a"
+    return f"It is {article} **{first}** ({p1:.0%}). Second guess: {second} ({p2:.0%})."
+
+
+def png_data_uri(pixels: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def figure(pixels: np.ndarray, caption: str, width: int) -> str:
+    return (f'<figure class="inside"><img src="{png_data_uri(pixels)}" width="{width}" alt="{caption}" '
+            f'style="image-rendering: pixelated"><figcaption>{caption}</figcaption></figure>')
+
+
+def insides(reading: Reading) -> str:
+    """The 28x28 input and the C1 and C3 maps as one HTML block with the pictures inline: no files are
+    written or fetched, so every answer is one message however many people ask at once."""
+    if reading.input is None:
+        return ""
+    parts = [figure(input_picture(reading.input), "What the network reads (28x28)", 168)]
+    if reading.maps:
+        parts.append(figure(feature_grid(reading.maps["c1"], cols=3), "C1: 6 feature maps, 28x28", 258))
+        parts.append(figure(feature_grid(reading.maps["c3"], cols=4), "C3: 16 feature maps, 10x10", 258))
+    return "".join(parts)
+
+
+def show(reading: Reading) -> tuple:
+    """One Reading as the values of the page's outputs: verdict, bars, pictures."""
+    if reading.reason:
+        return SENTENCES[reading.reason].format(detail=reading.detail), None, insides(reading)
+    return describe(reading.ranked), reading.probs, insides(reading)
 
 
 def load_demo_models(source: str | None) -> tuple[dict[str, LeNet5], str]:
@@ -48,39 +166,29 @@ def load_demo_models(source: str | None) -> tuple[dict[str, LeNet5], str]:
     return models, line
 
 
-def show(reading: Reading) -> tuple:
-    """One Reading as the values of the page's outputs."""
-    maps = reading.feature_maps
-    return (
-        reading.message,
-        reading.probs,
-        None if reading.input is None else input_picture(reading.input),
-        feature_grid(maps["c1"], cols=3) if maps else None,
-        feature_grid(maps["c3"], cols=4) if maps else None,
-    )
-
-
-def read_batch(images: list, networks: list[str], models: dict[str, LeNet5]) -> list[list]:
+def read_batch(images: list, networks: list, models: dict[str, LeNet5]) -> list[list]:
     """Gradio batches simultaneous requests: one list per input in, one list per output out. Requests
-    are read in one forward pass per network they asked for."""
+    are read in one forward pass per network they asked for; a bad one never fails the others."""
     readings: list[Reading | None] = [None] * len(images)
-    for name in dict.fromkeys(networks):
-        rows = [i for i, network in enumerate(networks) if network == name]
-        model = models.get(name)
-        if model is None:
-            for i in rows:
-                readings[i] = Reading(message=f"There is no network called {name!r} here; choose one of {', '.join(models)}.")
-            continue
-        for i, reading in zip(rows, read_digits([images[i] for i in rows], model)):
+    for i, (image, network) in enumerate(zip(images, networks)):
+        refused = next((value for value in (image, network) if isinstance(value, Refused)), None)
+        if refused:
+            readings[i] = Reading(reason="refused", detail=refused.detail)
+        elif not isinstance(network, str) or network not in models:
+            detail = f"There is no network called {network!r} here; choose one of {', '.join(models)}."
+            readings[i] = Reading(reason="refused", detail=detail)
+    for name in models:
+        rows = [i for i, network in enumerate(networks) if readings[i] is None and network == name]
+        for i, reading in zip(rows, read_digits([images[i] for i in rows], models[name])):
             readings[i] = reading
     return [list(column) for column in zip(*(show(r) for r in readings))]
 
 
-def read_one(image, network: str, models: dict[str, LeNet5]) -> tuple:
+def read_one(image, network, models: dict[str, LeNet5]) -> tuple:
     return tuple(column[0] for column in read_batch([image], [network], models))
 
 
-def read_visible(tab: str, drawing, upload, network: str, models: dict[str, LeNet5]) -> tuple:
+def read_visible(tab, drawing, upload, network, models: dict[str, LeNet5]) -> tuple:
     """Read what the visible tab holds: switching networks re-reads the same digit."""
     return read_one(upload if tab == "upload" else drawing, network, models)
 
@@ -88,7 +196,7 @@ def read_visible(tab: str, drawing, upload, network: str, models: dict[str, LeNe
 def build_demo(model_source: str | None = None) -> gr.Blocks:
     models, model_line = load_demo_models(model_source)
     read = partial(read_batch, models=models)
-    with gr.Blocks(title="LeNet-5 digit reader") as demo:
+    with ReaderBlocks(title="LeNet-5 digit reader", delete_cache=CACHE_LIFETIME) as demo:
         gr.Markdown(INTRO)
         gr.Markdown(model_line, elem_id="model-line")
         visible_tab = gr.State("draw")
@@ -96,12 +204,12 @@ def build_demo(model_source: str | None = None) -> gr.Blocks:
             with gr.Column(scale=1) as inputs_column:
                 network = gr.Radio(list(models), value=next(iter(models)), label="Network", elem_id="network")
                 with gr.Tab("Draw") as draw_tab:
-                    canvas = gr.Sketchpad(
+                    canvas = Canvas(
                         label="Draw a digit",
                         canvas_size=(280, 280),
                         fixed_canvas=True,
                         image_mode="RGBA",
-                        type="numpy",
+                        type="filepath",
                         brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
                         eraser=gr.Eraser(default_size=24),
                         layers=False,
@@ -110,17 +218,16 @@ def build_demo(model_source: str | None = None) -> gr.Blocks:
                     )
                 with gr.Tab("Upload") as upload_tab:
                     # A File, not an Image: gr.Image decodes uploads itself and answers a broken file with a
-                    # bare "Error"; here every upload reaches preprocess, which says what is wrong with it.
+                    # bare "Error"; here every upload reaches the reader, which says what is wrong with it.
                     upload = gr.File(label="Photo or scan of a digit", type="filepath", elem_id="upload")
                 clear = gr.Button("Clear", elem_id="clear")
             with gr.Column(scale=1):
                 verdict = gr.Markdown("Draw a digit.", elem_id="verdict")
                 bars = gr.Label(num_top_classes=10, label="Softmax", elem_id="bars")
-                seen = gr.Image(label="What the network sees (28x28)", interactive=False, height=180)
             with gr.Column(scale=1):
-                c1 = gr.Image(label="C1: 6 feature maps, 28x28", interactive=False)
-                c3 = gr.Image(label="C3: 16 feature maps, 10x10", interactive=False)
-        outputs = [verdict, bars, seen, c1, c3]
+                pictures = gr.HTML(elem_id="insides")
+        demo.reading_inputs = frozenset({canvas._id, upload._id})
+        outputs = [verdict, bars, pictures]
         with inputs_column:
             # Loading an example into the pad does not fire its change event, so the click reads it.
             examples = gr.Examples([str(p) for p in example_paths()], inputs=canvas,
@@ -134,7 +241,7 @@ def build_demo(model_source: str | None = None) -> gr.Blocks:
         # Reads still queued with the old network would land after this one and show its answer: drop them.
         network.change(partial(read_visible, models=models), [visible_tab, canvas, upload, network], outputs,
                        api_name=False, show_progress="hidden", cancels=[drawn, uploaded])
-        clear.click(lambda: (None, None, "Draw a digit.", None, None, None, None),
+        clear.click(lambda: (None, None, "Draw a digit.", None, ""),
                     outputs=[canvas, upload, *outputs], api_name=False, queue=False)
     return demo.queue(default_concurrency_limit=4)
 

@@ -1,26 +1,32 @@
-"""How fast LeNet-5 reads digits: predict() latency on a 280x280 canvas and batch throughput.
+"""How fast LeNet-5 reads digits: predict() latency on a 280x280 canvas, against a straightforward
+numpy + PIL pipeline measured in the same run, the cost of a picture bomb, and batch throughput.
 
     python bench/infer_speed.py                 # the CPU, and CUDA when present
     python bench/infer_speed.py --repeats 2000
 
-Latency is one user's request as the demo serves it: a 280x280 RGBA canvas through preprocess (ink,
-crop, 20x20 fit, centring) and the network, p50 and p95 over many calls. Throughput is the network alone
-on ready 28x28 batches, in images per second.
+Latency is one user's request as the demo serves it: a 280x280 RGBA canvas through preprocessing (ink,
+crop, 20x20 fit, centring) and the network, p50 and p95 over many calls. The baseline is what a tutorial
+writes: gray, invert, crop the ink, fit into 20x20, centre by mass in 28x28, forward, with the same
+model. The bomb is a 13000x13000 PNG (a few kB on disk) read as a canvas would send it: time and extra
+peak memory of the refusal. Throughput is the network alone on ready 28x28 batches, in images per second.
 """
 
 import argparse
+import resource
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from examples.digits import STROKES, render  # noqa: E402
-from lenet5 import load_model, predict, preprocess  # noqa: E402
+from lenet5 import UnreadableImageError, load_model, predict, preprocess  # noqa: E402
 from lenet5.model import VARIANTS  # noqa: E402
 from lenet5.report import describe_device  # noqa: E402
 
@@ -28,6 +34,41 @@ from lenet5.report import describe_device  # noqa: E402
 def canvases() -> list[np.ndarray]:
     """The ten example digits as the demo's Sketchpad sends them: 280x280 RGBA, black ink on white."""
     return [np.asarray(render(strokes).convert("RGBA")) for strokes in STROKES.values()]
+
+
+def straightforward(canvas: np.ndarray, model: torch.nn.Module) -> dict[str, float]:
+    """The usual tutorial pipeline: gray, invert, crop, fit into 20x20, centre by mass in 28x28, forward."""
+    ink = ImageOps.invert(Image.fromarray(canvas).convert("L"))
+    digit = ink.crop(ink.getbbox())
+    w, h = digit.size
+    scale = 20 / max(w, h)
+    digit = digit.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
+    pixels = np.asarray(digit, dtype=np.float32) / 255
+    rows, cols = np.indices(pixels.shape)
+    cy, cx = (rows * pixels).sum() / pixels.sum(), (cols * pixels).sum() / pixels.sum()
+    top = int(np.clip(round(14 - cy), 0, 28 - pixels.shape[0]))
+    left = int(np.clip(round(14 - cx), 0, 28 - pixels.shape[1]))
+    field = np.zeros((28, 28), dtype=np.float32)
+    field[top : top + pixels.shape[0], left : left + pixels.shape[1]] = pixels
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.from_numpy(field)[None, None].to(next(model.parameters()).device)), 1)[0]
+    return dict(zip("0123456789", probs.tolist()))
+
+
+def bomb_cost(folder: Path) -> tuple[float, float]:
+    """Seconds and extra peak MB to refuse a 13000x13000 PNG sent as a canvas's composite."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from test_app import giant_png  # the same file the test suite sends to the demo
+
+    giant_png(folder / "giant.png", 13000)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    try:
+        predict({"composite": str(folder / "giant.png")})
+    except UnreadableImageError:
+        pass
+    seconds = time.perf_counter() - start
+    return seconds, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
 
 
 def percentiles(seconds: list[float]) -> tuple[float, float]:
@@ -71,9 +112,18 @@ def main() -> None:
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     images = canvases()
     print(f"torch {torch.__version__}; latency over {args.repeats} calls on 280x280 canvases, in ms")
+    cpu = devices[0]
+    baseline = load_model(device=cpu)
+    ours = percentiles(time_calls(lambda im: predict(im, baseline), images, args.repeats, cpu))[0]
+    plain = percentiles(time_calls(lambda im: straightforward(im, baseline), images, args.repeats, cpu))[0]
+    print(f"predict() p50 {ours * 1e3:.3f} ms, straightforward numpy + PIL pipeline p50 {plain * 1e3:.3f} ms: "
+          f"ratio {ours / plain:.2f} (same model, same run, {describe_device(cpu)})")
+    with tempfile.TemporaryDirectory() as folder:
+        seconds, megabytes = bomb_cost(Path(folder))
+    print(f"13000x13000 PNG bomb refused in {seconds * 1e3:.1f} ms, {megabytes:.0f} MB extra peak memory")
     print(f"{'device':<28}{'variant':<11}{'preprocess p50':>15}{'predict p50':>13}{'predict p95':>13}"
           f"{'img/s bs1':>11}{'img/s bs256':>13}{'img/s bs4096':>14}")
-    cpu_preprocess = percentiles(time_calls(preprocess, images, args.repeats, devices[0]))[0]
+    cpu_preprocess = percentiles(time_calls(preprocess, images, args.repeats, cpu))[0]
     for device in devices:
         for variant in VARIANTS:
             model = load_model(variant, device=device)
@@ -81,7 +131,6 @@ def main() -> None:
             rates = [throughput(model, device, batch) for batch in (1, 256, 4096)]
             print(f"{describe_device(device):<28}{variant:<11}{cpu_preprocess * 1e3:>15.3f}{p50 * 1e3:>13.3f}"
                   f"{p95 * 1e3:>13.3f}" + "".join(f"{rate:>{w},.0f}" for rate, w in zip(rates, (11, 13, 14))))
-
 
 if __name__ == "__main__":
     main()

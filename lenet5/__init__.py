@@ -7,8 +7,19 @@
 """
 
 from . import timm_models  # noqa: F401  registers the architectures with timm
-from .inference import load_model, predict
+from .inference import Reading, load_model, predict, read_digits
 from .model import LeNet5
-from .preprocess import NoDigitError, preprocess
+from .preprocessing import ImageTooLargeError, NoDigitError, NotADigitError, UnreadableImageError, preprocess
 
-__all__ = ["LeNet5", "NoDigitError", "load_model", "predict", "preprocess"]
+__all__ = [
+    "ImageTooLargeError",
+    "LeNet5",
+    "NoDigitError",
+    "NotADigitError",
+    "Reading",
+    "UnreadableImageError",
+    "load_model",
+    "predict",
+    "preprocess",
+    "read_digits",
+]

@@ -1,5 +1,8 @@
 """Load a trained LeNet-5 (bundled, local folder or Hub) and read digits with it."""
 
+import threading
+from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -10,10 +13,16 @@ import torch
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
 
 from .model import LABEL_NAMES, VARIANTS, LeNet5
-from .preprocess import NoDigitError, not_digit_like, preprocess
+from .preprocessing import (
+    ImageTooLargeError,
+    NoDigitError,
+    NotADigitError,
+    UnreadableImageError,
+    digit_field,
+    not_digit_like,
+)
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
-UNSURE_BELOW = 0.6  # a top probability under this is reported as a guess, not an answer
 
 
 def bundled_variants() -> list[str]:
@@ -55,69 +64,101 @@ def default_model() -> LeNet5:
     return load_model()
 
 
-@torch.no_grad()
-def predict(image: Any, model: LeNet5 | None = None) -> dict[str, float]:
-    """Probabilities {"0": p0, ..., "9": p9} (summing to 1) for one digit picture; see `preprocess`."""
-    model = model or default_model()
-    if model.training:  # walking the modules to switch them costs more than the forward pass: only when needed
-        model.eval()
-    logits = model(preprocess(image).to(next(model.parameters()).device))[0].double().cpu().numpy()
-    probs = np.exp(logits - logits.max())
-    return dict(zip(LABEL_NAMES, (probs / probs.sum()).tolist()))
+REASONS = ("blank", "not_a_digit", "unreadable", "too_large")  # why a Reading has no probabilities
+REFUSALS = {"blank": NoDigitError, "not_a_digit": NotADigitError, "unreadable": UnreadableImageError,
+            "too_large": ImageTooLargeError}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Reading:
-    """What the network made of one picture, with a sentence a person can read."""
+    """What the network made of one picture: probabilities, or the reason there are none.
 
-    message: str
-    probs: dict[str, float] | None = None  # None when there is no digit to read
-    input: torch.Tensor | None = None  # the [28, 28] input the network saw
-    feature_maps: dict[str, torch.Tensor] = field(default_factory=dict)  # "c1": [6, 28, 28], "c3": [16, 10, 10]
+    `reason` is one of REASONS and `detail` says what exactly (e.g. "a flat line", "notes.txt is not an
+    image file PIL can read"); the sentences people read are written by the application, not here.
+    """
+
+    probs: dict[str, float] | None = None  # {"0": p0, ..., "9": p9}, None when there is no digit to read
+    input: np.ndarray | None = None  # the float [28, 28] picture the network read (or would have read)
+    maps: dict[str, torch.Tensor] = field(default_factory=dict)  # "c1" [6, 28, 28], "c3" [16, 10, 10]
+    reason: str | None = None
+    detail: str = ""
 
     @property
     def ranked(self) -> list[tuple[str, float]]:
         return sorted(self.probs.items(), key=lambda item: -item[1]) if self.probs else []
 
+    def refusal(self) -> ValueError:
+        """The error `predict` raises for this reading's reason."""
+        return REFUSALS[self.reason](self.detail)
 
-@torch.no_grad()
-def read_digits(images: list[Any], model: LeNet5 | None = None) -> list[Reading]:
-    """Read many pictures in one forward pass. Never raises for a bad picture: its Reading says what is wrong."""
-    model = (model or default_model()).eval()
-    readings: list[Reading] = [Reading(message="")] * len(images)
-    inputs: dict[int, torch.Tensor] = {}
-    for i, image in enumerate(images):
-        try:
-            x = preprocess(image)
-        except NoDigitError as error:
-            readings[i] = Reading(message=f"Nothing to read: {error}. Draw or upload a digit.")
-            continue
-        except ValueError as error:
-            readings[i] = Reading(message=f"Cannot read that picture: {error}.")
-            continue
-        reason = not_digit_like(x)
-        if reason:
-            readings[i] = Reading(message=f"That looks like {reason}, not a digit. Draw a digit.", input=x[0, 0])
-        else:
-            inputs[i] = x
-    if inputs:
-        batch = torch.cat(list(inputs.values())).to(next(model.parameters()).device)
-        probs = torch.softmax(model(batch).float(), dim=1).cpu()
-        maps = {name: m.cpu() for name, m in model.feature_maps(batch).items()}
-        for row, i in enumerate(inputs):
-            reading = Reading(
-                message="",
-                probs=dict(zip(LABEL_NAMES, probs[row].tolist())),
-                input=inputs[i][0, 0],
-                feature_maps={name: m[row] for name, m in maps.items()},
-            )
-            reading.message = describe(reading.ranked)
-            readings[i] = reading
+
+def prepare(image: Any) -> Reading | np.ndarray:
+    """One picture -> its 28x28 input, or a Reading that says why there is nothing to read."""
+    try:
+        field_ = digit_field(image)
+    except NoDigitError as error:
+        return Reading(reason="blank", detail=str(error))
+    except ImageTooLargeError as error:
+        return Reading(reason="too_large", detail=str(error))
+    except UnreadableImageError as error:
+        return Reading(reason="unreadable", detail=str(error))
+    except Exception as error:  # noqa: BLE001  a picture no check foresaw must not fail the others read with it
+        return Reading(reason="unreadable", detail=f"the picture could not be decoded ({type(error).__name__})")
+    shape = not_digit_like(field_)
+    return Reading(input=field_, reason="not_a_digit", detail=shape) if shape else field_
+
+
+def read_digits(images: Sequence[Any], model: LeNet5 | None = None, maps: bool = True) -> list[Reading]:
+    """Read many pictures with one forward pass, which also yields the C1 and C3 maps (`maps=False` skips
+    keeping them). Never raises for a bad picture: its Reading says what is wrong, and the others are read."""
+    model = model or default_model()
+    if model.training:  # walking the modules to switch them costs more than a forward pass: only when needed
+        model.eval()
+    readings: list[Reading | np.ndarray] = [prepare(image) for image in images]
+    rows = [i for i, r in enumerate(readings) if isinstance(r, np.ndarray)]
+    if not rows:
+        return readings
+    weight = next(model.parameters())
+    batch = torch.from_numpy(np.stack([readings[i] for i in rows]))[:, None].to(weight.device, weight.dtype)
+    with torch.inference_mode(), small_batch_kernels(len(rows)):
+        final, (c1, c3, _) = model.forward_intermediates(batch)
+        probs = torch.softmax(model.forward_head(final).float(), dim=1).cpu().tolist()
+        stages = {"c1": c1.float().cpu(), "c3": c3.float().cpu()} if maps else {}
+    for row, i in enumerate(rows):
+        picture_maps = {name: m[row] for name, m in stages.items()}
+        readings[i] = Reading(probs=dict(zip(LABEL_NAMES, probs[row])), input=readings[i], maps=picture_maps)
     return readings
 
 
-def describe(ranked: list[tuple[str, float]]) -> str:
-    (first, p1), (second, p2) = ranked[:2]
-    if p1 < UNSURE_BELOW:
-        return f"Not sure: maybe **{first}** ({p1:.0%}), or **{second}** ({p2:.0%})."
-    return f"It is a **{first}** ({p1:.0%}). Second guess: {second} ({p2:.0%})."
+def predict(image: Any, model: LeNet5 | None = None) -> dict[str, float]:
+    """Probabilities {"0": p0, ..., "9": p9} (summing to 1) for one digit picture (see `preprocess` for
+    the forms it takes), with the verdicts of `read_digits`.
+
+    Raises:
+        NoDigitError: the picture holds no ink (NotADigitError: ink, but not a digit's shape).
+        UnreadableImageError (a ValueError): not a readable picture, or too large (ImageTooLargeError).
+    """
+    reading = read_digits([image], model, maps=False)[0]
+    if reading.reason:
+        raise reading.refusal()
+    return reading.probs
+
+
+# For a few 28x28 pictures PyTorch's own convolution is about three times faster than oneDNN's, whose
+# set-up costs more than the arithmetic; training-sized batches are faster with oneDNN. The switch is a
+# process-wide flag, so readers take turns while it is off.
+SMALL_BATCH = 64
+_kernel_switch = threading.Lock()
+
+
+@contextmanager
+def small_batch_kernels(batch: int):
+    if batch > SMALL_BATCH or not torch.backends.mkldnn.is_available():
+        yield
+        return
+    with _kernel_switch:
+        torch.backends.mkldnn.enabled = False
+        try:
+            yield
+        finally:
+            torch.backends.mkldnn.enabled = True

@@ -48,29 +48,35 @@ PROTOTYPE_BITMAPS = {
 }
 
 
-def prototypes() -> torch.Tensor:
-    """The ten RBF prototypes as a float tensor [10, 84] of +1 and -1."""
-    rows = [bitmap.replace("|", "") for bitmap in PROTOTYPE_BITMAPS.values()]
-    return torch.tensor([[1.0 if pixel == "#" else -1.0 for pixel in row] for row in rows])
+def prototypes(num_classes: int = 10) -> torch.Tensor:
+    """RBF prototypes as a float tensor [num_classes, 84] of +1 and -1: the ten digit bitmaps, or for any
+    other number of classes random codes (the paper's own alternative to stylised bitmaps, section II.B),
+    drawn from a fixed seed so that every model of that size shares them."""
+    if num_classes == len(PROTOTYPE_BITMAPS):
+        rows = [bitmap.replace("|", "") for bitmap in PROTOTYPE_BITMAPS.values()]
+        return torch.tensor([[1.0 if pixel == "#" else -1.0 for pixel in row] for row in rows])
+    codes = torch.randint(0, 2, (num_classes, 84), generator=torch.Generator().manual_seed(num_classes))
+    return codes.float() * 2 - 1
 
 
-def squash(a: torch.Tensor) -> torch.Tensor:
+# The constants come in as default arguments: TorchScript cannot read module-level floats.
+def squash(a: torch.Tensor, amplitude: float = SQUASH_AMPLITUDE, slope: float = SQUASH_SLOPE) -> torch.Tensor:
     """f(a) = A tanh(S a) with A = 1.7159 and S = 2/3, so that f(1) = 1 and f(-1) = -1."""
-    return SQUASH_AMPLITUDE * torch.tanh(SQUASH_SLOPE * a)
+    return amplitude * torch.tanh(slope * a)
 
 
-def scale_input(x: torch.Tensor) -> torch.Tensor:
+def scale_input(x: torch.Tensor, pad: int = PAD, ink: float = INK, background: float = BACKGROUND) -> torch.Tensor:
     """[0, 1] ink images [N, C, 28, 28] -> the paper's 32x32 input: padded, background -0.1, ink 1.175."""
-    return F.pad(x, (PAD,) * 4) * (INK - BACKGROUND) + BACKGROUND
+    return F.pad(x, [pad, pad, pad, pad]) * (ink - background) + background
 
 
 class Subsampling(nn.Module):
     """S2 / S4: the sum of each 2x2 block, times a trainable coefficient, plus a trainable bias, per map."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, device=None, dtype=None):
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(channels))
-        self.bias = nn.Parameter(torch.empty(channels))
+        self.weight = nn.Parameter(torch.empty(channels, device=device, dtype=dtype))
+        self.bias = nn.Parameter(torch.empty(channels, device=device, dtype=dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         block_sums = F.avg_pool2d(x, 2) * 4
@@ -84,26 +90,28 @@ class TableConv(nn.Module):
     into a dense kernel whose other entries stay zero, so it runs as one ordinary convolution.
     """
 
-    def __init__(self, table: tuple[tuple[int, ...], ...], in_maps: int = 6, kernel_size: int = 5):
+    def __init__(self, table: tuple[tuple[int, ...], ...], in_maps: int = 6, kernel_size: int = 5, device=None, dtype=None):
         super().__init__()
         self.table, self.in_maps, self.kernel_size = table, in_maps, kernel_size
+        self.out_maps = len(table)
         taps = kernel_size * kernel_size
         index = [(out * in_maps + inp) * taps + tap for out, inputs in enumerate(table) for inp in inputs for tap in range(taps)]
-        self.register_buffer("index", torch.tensor(index), persistent=False)
-        self.weight = nn.Parameter(torch.empty(len(index)))
-        self.bias = nn.Parameter(torch.empty(len(table)))
+        self.register_buffer("index", torch.tensor(index, device=device), persistent=False)
+        self.weight = nn.Parameter(torch.empty(len(index), device=device, dtype=dtype))
+        self.bias = nn.Parameter(torch.empty(len(table), device=device, dtype=dtype))
 
     @property
     def fan_in(self) -> torch.Tensor:
         """Inputs of each weight's output unit: 25 taps times the number of maps that output map reads."""
-        counts = torch.tensor([len(inputs) * self.kernel_size**2 for inputs in self.table])
+        counts = torch.tensor([len(inputs) * self.kernel_size * self.kernel_size for inputs in self.table])
         return counts.repeat_interleave(counts)
 
     def kernel(self) -> torch.Tensor:
         """The dense [16, 6, 5, 5] kernel, zero where Table I has no connection."""
-        dense = self.weight.new_zeros(len(self.table) * self.in_maps * self.kernel_size**2)
+        k = self.kernel_size
+        dense = self.weight.new_zeros(self.out_maps * self.in_maps * k * k)
         dense = dense.index_put((self.index,), self.weight)
-        return dense.view(len(self.table), self.in_maps, self.kernel_size, self.kernel_size)
+        return dense.view(self.out_maps, self.in_maps, k, k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.kernel().to(x.dtype), self.bias.to(x.dtype))
@@ -111,7 +119,7 @@ class TableConv(nn.Module):
     def connected(self) -> torch.Tensor:
         """Which input maps reach which output maps through the kernel's weights, as a bool matrix
         [input maps, output maps] laid out like the paper's Table I."""
-        used = torch.zeros(len(self.table) * self.in_maps * self.kernel_size**2, dtype=torch.bool)
+        used = torch.zeros(self.out_maps * self.in_maps * self.kernel_size * self.kernel_size, dtype=torch.bool)
         used[self.index.cpu()] = True
         return used.view(len(self.table), self.in_maps, -1).any(dim=2).T
 
@@ -122,28 +130,30 @@ class EuclideanRBF(nn.Module):
     The prototypes are a buffer, not a parameter: they are saved with the weights but never trained.
     """
 
-    def __init__(self, prototypes: torch.Tensor):
+    def __init__(self, prototypes: torch.Tensor, device=None, dtype=None):
         super().__init__()
-        self.register_buffer("prototypes", prototypes.clone())
+        self.register_buffer("prototypes", prototypes.to(device=device, dtype=dtype or torch.get_default_dtype()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return -(x.float().unsqueeze(1) - self.prototypes).square().sum(-1)
+        return -(x.unsqueeze(1) - self.prototypes.to(x.dtype)).square().sum(-1)
 
 
 class LeCun1998Features(nn.Module):
     """C1 to F6 of the paper's LeNet-5: [N, C, 28, 28] images in [0, 1] -> 84 F6 states."""
 
-    def __init__(self, in_chans: int = 1):
+    def __init__(self, in_chans: int = 1, device=None, dtype=None):
         super().__init__()
-        self.c1 = nn.Conv2d(in_chans, 6, 5)
-        self.s2 = Subsampling(6)
-        self.c3 = TableConv(C3_TABLE)
-        self.s4 = Subsampling(16)
+        dd = {"device": device, "dtype": dtype}
+        self.c1 = nn.Conv2d(in_chans, 6, 5, **dd)
+        self.s2 = Subsampling(6, **dd)
+        self.c3 = TableConv(C3_TABLE, **dd)
+        self.s4 = Subsampling(16, **dd)
         # C5 is a 5x5 convolution over S4's 5x5 maps: each of its 120 maps is one unit connected to all
         # 400 inputs, so it runs as a dense layer (same 48,120 parameters, much faster than a convolution).
-        self.c5 = nn.Linear(16 * 5 * 5, 120)
-        self.f6 = nn.Linear(120, 84)
-        self.reset_parameters()
+        self.c5 = nn.Linear(16 * 5 * 5, 120, **dd)
+        self.f6 = nn.Linear(120, 84, **dd)
+        if self.c1.weight.device.type != "meta":  # a model built on the meta device has no values to set
+            self.reset_parameters()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -164,15 +174,16 @@ class LeCun1998Features(nn.Module):
             if hasattr(module, "bias") and module is not self:
                 module.bias.zero_()
 
-    def feature_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward_intermediates(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """F6 as 84 maps of 1x1, and the C1, C3 and C5 states on the way."""
         c1 = squash(self.c1(scale_input(x)))  # (B, 6, 28, 28)
         c3 = squash(self.c3(squash(self.s2(c1))))  # (B, 16, 10, 10)
-        return {"c1": c1, "c3": c3}
+        c5 = squash(self.c5(squash(self.s4(c3)).flatten(1)))  # (B, 120)
+        f6 = squash(self.f6(c5))  # (B, 84)
+        return f6[:, :, None, None], [c1, c3, c5[:, :, None, None]]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = squash(self.s4(self.feature_maps(x)["c3"]))  # (B, 16, 5, 5)
-        x = squash(self.c5(x.flatten(1)))  # (B, 120)
-        return squash(self.f6(x))  # (B, 84)
+        return self.forward_intermediates(x)[0]
 
 
 def map_loss(logits: torch.Tensor, labels: torch.Tensor, j: float = MAP_J) -> torch.Tensor:

@@ -8,6 +8,7 @@ mean and std.
 
 import json
 from pathlib import Path
+from typing import Final
 
 import torch
 import torch.nn as nn
@@ -40,51 +41,65 @@ def pretrained_cfg(variant: str = "modern", num_classes: int = 10, in_chans: int
         "num_classes": num_classes,
         "first_conv": FIRST_CONV[variant],
         "classifier": "head",
+        "fixed_input_size": True,  # C5 is a dense layer over S4's 5x5 maps: 28x28 in, nothing else
+        "pool_size": [1, 1],
     }
     if num_classes == len(LABEL_NAMES):
         cfg["label_names"] = LABEL_NAMES
     return cfg
 
 
-class ConvBlock(nn.Module):
-    """5x5 convolution -> BatchNorm -> ReLU -> 2x2 max-pool: one C-layer plus one S-layer of LeNet-5."""
+POOL_TYPES = ("avg", "max", "avgmax", "")  # F6 is 84 maps of 1x1: every global pooling is a flatten
+FEATURE_INFO = [  # the C1, C3 and C5 stages for timm's features_only / forward_intermediates
+    {"num_chs": 6, "reduction": 1, "module": "features.c1"},
+    {"num_chs": 16, "reduction": 2, "module": "features.c3"},
+    {"num_chs": 120, "reduction": 28, "module": "features.c5"},
+]
 
-    def __init__(self, in_chans: int, out_chans: int, padding: int):
+
+class ConvBlock(nn.Module):
+    """5x5 convolution -> BatchNorm -> ReLU: a C-layer of LeNet-5 (the S-layer, max-pool, follows it)."""
+
+    def __init__(self, in_chans: int, out_chans: int, padding: int, device=None, dtype=None):
         super().__init__()
+        dd = {"device": device, "dtype": dtype}
         # No conv bias: the BatchNorm shift that follows does that job.
-        self.conv = nn.Conv2d(in_chans, out_chans, kernel_size=5, padding=padding, bias=False)
-        self.bn = nn.BatchNorm2d(out_chans)
-        self.pool = nn.MaxPool2d(2)
+        self.conv = nn.Conv2d(in_chans, out_chans, kernel_size=5, padding=padding, bias=False, **dd)
+        self.bn = nn.BatchNorm2d(out_chans, **dd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(F.relu(self.bn(self.conv(x))))
+        return F.relu(self.bn(self.conv(x)))
 
 
 class ModernFeatures(nn.Module):
     """The LeNet-5 the tutorials use on 28x28 MNIST ("same" padding in C1, ReLU, max-pool), with
     BatchNorm after each convolution because it trains faster and ends more accurate."""
 
-    def __init__(self, in_chans: int = 1):
+    mean: Final[float] = MNIST_MEAN
+    std: Final[float] = MNIST_STD
+
+    def __init__(self, in_chans: int = 1, device=None, dtype=None):
         super().__init__()
-        self.c1 = ConvBlock(in_chans, 6, padding=2)  # C1 + S2
-        self.c3 = ConvBlock(6, 16, padding=0)  # C3 + S4
-        self.c5 = nn.Linear(16 * 5 * 5, 120)  # a 5x5 convolution over a 5x5 map is a dense layer
-        self.f6 = nn.Linear(120, 84)
+        dd = {"device": device, "dtype": dtype}
+        self.c1 = ConvBlock(in_chans, 6, padding=2, **dd)  # C1; S2 is a 2x2 max-pool
+        self.c3 = ConvBlock(6, 16, padding=0, **dd)  # C3; S4 is a 2x2 max-pool
+        self.c5 = nn.Linear(16 * 5 * 5, 120, **dd)  # a 5x5 convolution over a 5x5 map is a dense layer
+        self.f6 = nn.Linear(120, 84, **dd)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Map [0, 1] ink images to the zero-mean, unit-variance inputs the weights were trained on."""
-        return (x - MNIST_MEAN) / MNIST_STD
+        return (x - self.mean) / self.std
 
-    def feature_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        c1 = F.relu(self.c1.bn(self.c1.conv(self.normalize(x))))  # (B, 6, 28, 28)
-        c3 = F.relu(self.c3.bn(self.c3.conv(self.c1.pool(c1))))  # (B, 16, 10, 10)
-        return {"c1": c1, "c3": c3}
+    def forward_intermediates(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """F6 as 84 maps of 1x1, and the C1, C3 and C5 activations on the way."""
+        c1 = self.c1(self.normalize(x))  # (B, 6, 28, 28)
+        c3 = self.c3(F.max_pool2d(c1, 2))  # (B, 16, 10, 10)
+        c5 = F.relu(self.c5(F.max_pool2d(c3, 2).flatten(1)))  # (B, 120)
+        f6 = F.relu(self.f6(c5))  # (B, 84)
+        return f6[:, :, None, None], [c1, c3, c5[:, :, None, None]]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.c1(self.normalize(x))  # (B, 6, 14, 14)
-        x = self.c3(x)  # (B, 16, 5, 5)
-        x = F.relu(self.c5(x.flatten(1)))  # (B, 120)
-        return F.relu(self.f6(x))  # (B, 84)
+        return self.forward_intermediates(x)[0]
 
 
 class LeNet5(
@@ -102,37 +117,94 @@ class LeNet5(
         modern: ReLU, max-pool and BatchNorm, a linear classifier on F6 (`ModernFeatures`).
         lecun1998: the paper's own network: squashing tanh, trainable subsampling, the partial C3
             connections of Table I and fixed Euclidean RBF outputs (`lecun1998.LeCun1998Features`).
+
+    The timm arguments work as in any timm model: `num_classes=0` leaves the head out (the 84 F6 values
+    come out), `global_pool=""` keeps F6 as 84 maps of 1x1, `drop_rate` is dropout before the classifier,
+    `device` and `dtype` place the weights.
     """
 
-    def __init__(self, variant: str = "modern", num_classes: int = 10, in_chans: int = 1):
+    def __init__(
+        self,
+        variant: str = "modern",
+        num_classes: int = 10,
+        in_chans: int = 1,
+        drop_rate: float = 0.0,
+        global_pool: str = "avg",
+        img_size: int | tuple[int, int] = INPUT_SIZE,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"unknown LeNet5 variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-        if num_classes < 1 or in_chans < 1:
-            raise ValueError(f"num_classes and in_chans must be positive, got {num_classes} and {in_chans}")
-        if variant == "lecun1998" and num_classes != len(lecun1998.PROTOTYPE_BITMAPS):
-            raise ValueError(f"lecun1998 has one RBF prototype per digit: num_classes must be 10, got {num_classes}")
+        check_count("num_classes", num_classes, minimum=0)
+        check_count("in_chans", in_chans, minimum=1)
+        if global_pool not in POOL_TYPES:
+            raise ValueError(f"global_pool must be one of {POOL_TYPES} (F6 is 1x1: each is a flatten), got {global_pool!r}")
+        size = tuple(img_size) if isinstance(img_size, (tuple, list)) else (img_size, img_size)
+        if size != (INPUT_SIZE, INPUT_SIZE):
+            raise ValueError(f"LeNet-5 reads {INPUT_SIZE}x{INPUT_SIZE} digits (C5 is dense over 5x5 maps), got img_size={img_size}")
+        if not 0 <= drop_rate < 1:
+            raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
+        dd = {"device": device, "dtype": dtype}
         self.variant = variant
-        self.num_classes = num_classes
         self.in_chans = in_chans
-        self.num_features = 84
+        self.num_features = self.head_hidden_size = 84
+        self.feature_info = [dict(info) for info in FEATURE_INFO]
+        self.global_pool = global_pool
         if variant == "modern":
-            self.features = ModernFeatures(in_chans)
-            self.head = nn.Linear(self.num_features, num_classes)
+            self.features = ModernFeatures(in_chans, **dd)
         else:
-            self.features = lecun1998.LeCun1998Features(in_chans)
-            self.head = lecun1998.EuclideanRBF(lecun1998.prototypes())
+            self.features = lecun1998.LeCun1998Features(in_chans, **dd)
+        self.head_drop = nn.Dropout(drop_rate)
+        self.num_classes = num_classes
+        self.head = self.make_head(num_classes, **dd)
 
-    def feature_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The C1 and C3 activation maps (before subsampling), for looking inside the network:
-        "c1" [B, 6, 28, 28] and "c3" [B, 16, 10, 10]."""
-        return self.features.feature_maps(x)
+    def make_head(self, num_classes: int, device=None, dtype=None) -> nn.Module:
+        """The classifier: linear for modern; for lecun1998 the paper's RBF units, with its digit bitmaps as
+        prototypes for 10 classes and random +1/-1 codes for other counts (the paper's own alternative)."""
+        if num_classes == 0:
+            return nn.Identity()
+        if self.variant == "lecun1998":
+            return lecun1998.EuclideanRBF(lecun1998.prototypes(num_classes), device=device, dtype=dtype)
+        return nn.Linear(self.num_features, num_classes, device=device, dtype=dtype)
+
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | list[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """timm's feature API: the C1 [B, 6, 28, 28], C3 [B, 16, 10, 10] and C5 [B, 120, 1, 1]
+        activations selected by `indices` (default all; an int n: the last n), with F6 as forward_features
+        gives it. One pass: the demo reads its pictures of C1 and C3 from the same call as the answer."""
+        if output_fmt != "NCHW":
+            raise ValueError(f"LeNet5 gives NCHW feature maps only, not {output_fmt!r}")
+        final, stages = self.features.forward_intermediates(x)
+        picked = [stages[i] for i in stage_indices(indices, len(stages))]
+        return picked if intermediates_only else (final, picked)
+
+    def prune_intermediate_layers(self, indices: int | list[int] = 3, prune_norm: bool = False, prune_head: bool = True):
+        """timm's hook for features_only: the stages are few and cheap, so only the head goes."""
+        if prune_head:
+            self.reset_classifier(0, "")
+        return stage_indices(indices, len(FEATURE_INFO))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)  # (B, 84): F6
+        return self.features(x)  # (B, 84, 1, 1): F6
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return x if pre_logits else self.head(x)
+        if self.global_pool:
+            x = x.flatten(1)  # (B, 84)
+        x = self.head_drop(x)
+        if pre_logits:
+            return x
+        if x.dim() == 4:  # no pooling: classify each (here: the only) position
+            return self.head(x.movedim(1, -1)).movedim(-1, 1)
+        return self.head(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return logits [N, num_classes]; softmax is left to the caller. For lecun1998 the logits are
@@ -148,16 +220,21 @@ class LeNet5(
     def get_classifier(self) -> nn.Module:
         return self.head
 
-    def reset_classifier(self, num_classes: int) -> None:
-        if self.variant == "lecun1998":
-            raise ValueError("lecun1998's RBF output is fixed to the ten digit prototypes; use variant='modern'")
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A new head for `num_classes` (0: none), on the device and in the dtype of the network."""
+        check_count("num_classes", num_classes, minimum=0)
+        if global_pool is not None:
+            if global_pool not in POOL_TYPES:
+                raise ValueError(f"global_pool must be one of {POOL_TYPES}, got {global_pool!r}")
+            self.global_pool = global_pool
+        weight = next(self.features.parameters())
         self.num_classes = num_classes
-        self.head = nn.Linear(self.num_features, num_classes)
+        self.head = self.make_head(num_classes, device=weight.device, dtype=weight.dtype).train(self.training)
 
     def hub_config(self) -> dict:
         """config.json for both loaders: the mixin's __init__ kwargs plus the keys timm reads."""
         return {
-            **self._hub_mixin_config,
+            **{k: v for k, v in self._hub_mixin_config.items() if k not in ("device", "dtype", "img_size")},
             "architecture": TIMM_ARCHITECTURES[self.variant],
             "num_features": self.num_features,
             "pretrained_cfg": pretrained_cfg(self.variant, self.num_classes, self.in_chans),
@@ -178,7 +255,30 @@ class LeNet5(
         # The mixin loads with strict=False by default, which would leave renamed or missing layers at
         # their random initial values without a word. A checkpoint that does not fit must fail loudly.
         try:
-            return super()._from_pretrained(strict=strict, **kwargs)
+            model = super()._from_pretrained(strict=strict, **kwargs)
         except RuntimeError as error:
             reason = " ".join(str(error).split())
             raise ValueError(f"weights of {kwargs['model_id']} do not fit LeNet5: {reason}") from error
+        broken = [name for name, t in model.state_dict().items() if t.is_floating_point() and not t.isfinite().all()]
+        if broken:
+            raise ValueError(f"weights of {kwargs['model_id']} hold NaN or infinite values ({', '.join(broken[:3])})")
+        return model
+
+
+def check_count(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be a whole number of at least {minimum}, got {value!r}")
+
+
+def stage_indices(indices: int | list[int] | None, count: int) -> list[int]:
+    """timm's convention: None -> every stage; an int n -> the last n; a list -> those (negative from the end)."""
+    if indices is None:
+        return list(range(count))
+    if isinstance(indices, int):
+        if not 0 < indices <= count:
+            raise ValueError(f"LeNet5 has {count} feature stages; cannot take the last {indices}")
+        return list(range(count - indices, count))
+    picked = [i % count if -count <= i < count else None for i in indices]
+    if None in picked:
+        raise ValueError(f"LeNet5 has {count} feature stages (0 to {count - 1}); got indices {list(indices)}")
+    return picked

@@ -32,7 +32,7 @@ def layer_table(model: nn.Module, input_size: tuple[int, ...] = (1, 1, 28, 28)) 
         params = sum(p.numel() for p in module.parameters() if p.requires_grad)
         rows.append((names[module], type(module).__name__, list(output.shape), params, multiply_adds(module, output)))
 
-    layers = [m for m in model.modules() if not list(m.children())]
+    layers = [m for m in model.modules() if not list(m.children()) and not isinstance(m, (nn.Dropout, nn.Identity))]
     hooks = [m.register_forward_hook(record) for m in layers]
     try:
         was_training = model.training

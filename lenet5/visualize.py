@@ -1,30 +1,28 @@
-"""Pictures of what the network sees and computes: its 28x28 input and its feature maps as image grids."""
+"""Pictures of what the network sees and computes: its 28x28 input and its feature maps as image grids,
+at their own resolution (a page enlarges them without blurring; see app.py)."""
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from matplotlib import colormaps
 
 VIRIDIS = colormaps["viridis"]
 
 
-def input_picture(x: torch.Tensor, scale: int = 8) -> np.ndarray:
-    """The 28x28 network input as a uint8 gray picture, ink white on black, enlarged without blurring."""
-    image = x.reshape(1, 1, *x.shape[-2:]).float().clamp(0, 1)
-    return (F.interpolate(image, scale_factor=scale, mode="nearest")[0, 0] * 255).round().byte().numpy()
+def input_picture(x: np.ndarray | torch.Tensor) -> np.ndarray:
+    """The 28x28 network input as a uint8 gray picture, ink white on black."""
+    return (np.clip(np.asarray(x, dtype=np.float32).reshape(x.shape[-2:]), 0, 1) * 255).round().astype(np.uint8)
 
 
-def feature_grid(maps: torch.Tensor, cols: int, cell: int = 84, gap: int = 4) -> np.ndarray:
-    """Feature maps [C, H, W] as one RGB uint8 grid, each map scaled to its own range and coloured."""
-    channels = len(maps)
+def feature_grid(maps: torch.Tensor, cols: int, gap: int = 1) -> np.ndarray:
+    """Feature maps [C, H, W] as one RGB uint8 grid (white gaps), each map scaled to its own range and coloured."""
+    channels, h, w = maps.shape
     rows = -(-channels // cols)
     low = maps.amin(dim=(1, 2), keepdim=True)
     high = maps.amax(dim=(1, 2), keepdim=True)
-    normed = ((maps - low) / (high - low).clamp(min=1e-6)).float()
-    cells = F.interpolate(normed[:, None], size=(cell, cell), mode="nearest")[:, 0].numpy()
-    grid = np.full((rows * (cell + gap) - gap, cols * (cell + gap) - gap, 3), 255, dtype=np.uint8)
-    for i, values in enumerate(cells):
+    normed = ((maps - low) / (high - low).clamp(min=1e-6)).float().numpy()
+    colours = (VIRIDIS(normed)[..., :3] * 255).astype(np.uint8)  # (C, H, W, 3)
+    grid = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap, 3), 255, dtype=np.uint8)
+    for i, cell in enumerate(colours):
         r, c = divmod(i, cols)
-        top, left = r * (cell + gap), c * (cell + gap)
-        grid[top : top + cell, left : left + cell] = (VIRIDIS(values)[:, :, :3] * 255).astype(np.uint8)
+        grid[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = cell
     return grid

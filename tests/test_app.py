@@ -1,13 +1,22 @@
 """The demo: its handler called directly, then app.py launched as a user launches it and called over HTTP
 with gradio_client, exactly as a user's script would."""
 
+import base64
+import io
+import json
 import os
+import re
 import socket
+import struct
 import subprocess
 import sys
 import time
+import uuid
+import zlib
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
@@ -16,11 +25,10 @@ from PIL import Image
 import app
 from examples.digits import STROKES, example_paths, render
 from lenet5 import load_model
-from lenet5.inference import describe
 
 from conftest import REPO
 
-OUTPUTS = ("verdict", "bars", "seen", "c1", "c3")
+OUTPUTS = ("verdict", "bars", "insides")
 
 
 MODERN, LECUN = app.BUNDLED_NAMES["modern"], app.BUNDLED_NAMES["lecun1998"]
@@ -55,15 +63,20 @@ def canvas_dict(image: Image.Image) -> dict:
     return {"background": None, "layers": [strokes], "composite": rgba}
 
 
+def inline_pictures(html: str) -> list[Image.Image]:
+    return [Image.open(io.BytesIO(base64.b64decode(data))) for data in re.findall(r'data:image/png;base64,([^"]+)', html)]
+
+
 @pytest.mark.parametrize("network", [MODERN, LECUN])
 def test_the_handler_reads_every_drawn_digit_and_shows_its_insides(models, network):
     for digit, strokes in STROKES.items():
         out = read_one(canvas_dict(render(strokes)), models, network)
         assert top_label(out["bars"]) == digit
-        assert f"It is a **{digit}**" in out["verdict"]
-        assert out["seen"].shape == (224, 224) and out["seen"].dtype == np.uint8
-        assert out["c1"].shape == (2 * 84 + 4, 3 * 84 + 8, 3)  # 6 maps in 2 rows of 3
-        assert out["c3"].shape == (4 * 84 + 12, 4 * 84 + 12, 3)  # 16 maps in 4 rows of 4
+        assert f"**{digit}**" in out["verdict"] and out["verdict"].startswith("It is a")
+        seen, c1, c3 = inline_pictures(out["insides"])
+        assert seen.size == (28, 28)
+        assert c1.size == (3 * 28 + 2, 2 * 28 + 1)  # 6 maps in 2 rows of 3, 1-pixel gaps
+        assert c3.size == (4 * 10 + 3, 4 * 10 + 3)  # 16 maps in 4 rows of 4
 
 
 def test_nothing_to_read_gets_a_message_instead_of_bars(model):
@@ -81,7 +94,7 @@ def test_nothing_to_read_gets_a_message_instead_of_bars(model):
     }
     for name, image in cases.items():
         out = read_one(image, model)
-        assert out["bars"] is None and out["c1"] is None, name
+        assert out["bars"] is None, name
         assert "Draw" in out["verdict"], name
 
 
@@ -92,10 +105,11 @@ def test_bad_files_get_a_clear_message_and_never_crash(model, tmp_path):
         "notes.txt": None,
         "truncated.png": None,
         "one_pixel.png": Image.new("L", (1, 1), 0),
-        "huge.png": digit.resize((8000, 8000)),
+        "huge.png": digit.resize((4000, 4000)),
         "deep.png": Image.fromarray(np.asarray(digit).astype(np.uint16) * 257),
         "palette.png": digit.convert("P"),
         "cmyk.jpg": digit.convert("CMYK"),
+        "float.tiff": Image.fromarray(np.asarray(digit, dtype=np.float32) / 255),
         "transparent.png": Image.new("RGBA", (64, 64), (0, 0, 0, 0)),
         "white.png": Image.new("RGB", (64, 64), "white"),
     }
@@ -105,25 +119,44 @@ def test_bad_files_get_a_clear_message_and_never_crash(model, tmp_path):
     frames[0].save(tmp_path / "animated.gif", save_all=True, append_images=frames[1:])
     (tmp_path / "notes.txt").write_text("not a picture")
     (tmp_path / "truncated.png").write_bytes((tmp_path / "palette.png").read_bytes()[:100])
+    giant_png(tmp_path / "giant.png", 13000)
     expected = {
         "notes.txt": "is not an image file",
         "truncated.png": "is damaged or truncated",
         "one_pixel.png": "Nothing to read",
         "transparent.png": "Nothing to read",
         "white.png": "Nothing to read",
+        "giant.png": "too large to read: the picture is 13000x13000 pixels",
     }
     for path in sorted(tmp_path.iterdir()):
-        out = read_one(str(path), model)
-        if path.name in expected:
-            assert expected[path.name] in out["verdict"], path.name
-            assert out["bars"] is None, path.name
-        else:  # readable pictures of a 4, however they are stored
-            assert top_label(out["bars"]) == "4", path.name
+        # The upload and the canvas read a file the same way.
+        for image in (str(path), {"background": None, "layers": [], "composite": str(path)}):
+            out = read_one(image, model)
+            if path.name in expected:
+                assert expected[path.name] in out["verdict"], path.name
+                assert out["bars"] is None, path.name
+            else:  # readable pictures of a 4, however they are stored
+                assert top_label(out["bars"]) == "4", path.name
 
 
-def test_a_low_top_probability_is_shown_as_a_guess():
-    assert describe([("4", 0.45), ("9", 0.40)]).startswith("Not sure: maybe **4** (45%), or **9** (40%)")
-    assert describe([("7", 0.93), ("1", 0.02)]).startswith("It is a **7** (93%)")
+def giant_png(path: Path, side: int) -> None:
+    """A valid black-and-white PNG of side x side pixels, a few kilobytes on disk, made without ever
+    holding the picture: the kind of file that costs gigabytes to whoever decodes it blindly."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = b"\0" + b"\xff" * (side // 8 + 1)  # filter byte, then a white row at 1 bit per pixel
+    packer = zlib.compressobj(9)
+    pixels = b"".join(packer.compress(row * 1000) for _ in range(side // 1000)) + packer.compress(row * (side % 1000))
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels + packer.flush())
+                     + chunk(b"IEND", b""))
+
+
+def test_verdicts_in_words():
+    assert app.describe([("4", 0.45), ("9", 0.40)]).startswith("Not sure: maybe **4** (45%), or **9** (40%)")
+    assert app.describe([("7", 0.93), ("1", 0.02)]).startswith("It is a **7** (93%)")
+    assert app.describe([("8", 0.93), ("3", 0.02)]).startswith("It is an **8** (93%)")
 
 
 def test_both_bundled_networks_are_offered_and_read_in_one_batch(models):
@@ -137,6 +170,16 @@ def test_both_bundled_networks_are_offered_and_read_in_one_batch(models):
     drawing, upload = canvas_dict(render(STROKES["5"])), str(example_paths()[9])
     assert top_label(app.read_visible("draw", drawing, upload, LECUN, models)[1]) == "5"
     assert top_label(app.read_visible("upload", drawing, upload, LECUN, models)[1]) == "9"
+
+
+def test_a_bad_picture_in_a_batch_leaves_the_others_alone(models, tmp_path):
+    (tmp_path / "fake.png").write_text("not a picture")
+    images = [str(example_paths()[d]) for d in range(5)]
+    images.insert(2, str(tmp_path / "fake.png"))
+    images.append(app.Refused("a request Gradio could not read"))
+    verdicts, bars, _ = app.read_batch(images, [MODERN] * len(images), models)
+    assert [top_label(b) for i, b in enumerate(bars) if i not in (2, 6)] == list("01234")
+    assert "is not an image file" in verdicts[2] and verdicts[6] == "a request Gradio could not read"
 
 
 def test_a_model_that_cannot_load_falls_back_to_the_bundled_ones(hub):
@@ -156,6 +199,9 @@ def test_a_model_given_on_the_command_line_comes_first(tmp_path):
 # -- app.py as a running server -------------------------------------------------------------------------
 
 
+served_pids: dict[str, int] = {}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -163,10 +209,17 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def served_app():
+def gradio_temp(tmp_path_factory) -> Path:
+    """The served app's Gradio cache: where uploads land and outputs are served from."""
+    return tmp_path_factory.mktemp("gradio-cache")
+
+
+@pytest.fixture(scope="module")
+def served_app(gradio_temp):
     """`python app.py` on a free 127.0.0.1 port, stopped after the module's tests."""
     port = free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(gradio_temp)}
     server = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
@@ -179,6 +232,7 @@ def served_app():
             except OSError:
                 time.sleep(0.5)
         assert server.poll() is None, server.stdout.read()
+        served_pids[url] = server.pid
         yield url
     finally:
         server.terminate()
@@ -190,9 +244,9 @@ def test_gradio_client_reads_a_drawn_digit(served_app, tmp_path):
     for digit in ("0", "3", "8"):
         render(STROKES[digit]).convert("RGBA").save(tmp_path / f"{digit}.png")
         canvas = {"background": None, "layers": [], "composite": handle_file(tmp_path / f"{digit}.png")}
-        verdict, bars, seen, c1, c3 = client.predict(canvas, api_name="/predict")  # the first network
+        verdict, bars, insides = client.predict(canvas, api_name="/predict")  # the first network
         assert top_label(bars) == digit and f"**{digit}**" in verdict
-        assert Image.open(seen).size == (224, 224) and Image.open(c3).size == (348, 348)
+        assert [p.size for p in inline_pictures(insides)] == [(28, 28), (86, 57), (43, 43)]
         verdict, bars, *_ = client.predict(canvas, LECUN, api_name="/predict")
         assert top_label(bars) == digit
 
@@ -210,12 +264,97 @@ def test_gradio_client_uploads(served_app, tmp_path):
 
 
 def test_forty_people_at_once_all_get_their_answer(served_app):
-    # Only the answers matter here: the 120 feature-map pictures are left on the server (downloading them
-    # all at once through one client can race the server's keep-alive timeout, a client-side artefact).
-    client = Client(served_app, verbose=False, download_files=False)
+    # Forty people, each with a page of their own (a session), reading at the same moment.
+    clients = [Client(served_app, verbose=False) for _ in range(40)]
     digits = [str(i % 10) for i in range(40)]
     with ThreadPoolExecutor(max_workers=40) as pool:
         jobs = [pool.submit(client.predict, handle_file(example_paths()[int(d)]), api_name="/predict_upload")
-                for d in digits]
+                for client, d in zip(clients, digits)]
         answers = [top_label(job.result(timeout=120)[1]) for job in jobs]
     assert answers == digits
+
+
+def queue_call(url: str, api_name: str, data: list) -> dict:
+    """One request as a browser or a hand-written client sends it, without gradio_client's help (which
+    uploads any local file a request names): the answer's output, or its error."""
+    dependencies = httpx.get(f"{url}/config", timeout=10).json()["dependencies"]
+    fn_index = next(i for i, d in enumerate(dependencies) if d.get("api_name") == api_name)
+    session = uuid.uuid4().hex
+    joined = httpx.post(f"{url}/gradio_api/queue/join", timeout=10,
+                        json={"data": data, "fn_index": fn_index, "session_hash": session})
+    joined.raise_for_status()
+    with httpx.stream("GET", f"{url}/gradio_api/queue/data", params={"session_hash": session}, timeout=30) as events:
+        for line in events.iter_lines():
+            if '"process_completed"' in line:
+                return json.loads(line.removeprefix("data:"))["output"]
+    raise AssertionError("the server closed the stream without an answer")
+
+
+def test_server_paths_in_a_request_are_refused_and_nothing_is_copied(served_app, gradio_temp, tmp_path):
+    secret = tmp_path / "secret-digit.png"
+    render(STROKES["7"]).save(secret)
+    answers = set()
+    for path in ("/etc/passwd", "/etc/no-such-file", str(secret)):
+        named = {"path": path, "meta": {"_type": "gradio.FileData"}}
+        for api_name, value in (("predict", {"background": None, "layers": [], "composite": named}),
+                                ("predict_upload", named)):
+            verdict, bars, insides = queue_call(served_app, api_name, [value, MODERN])["data"]
+            answers.add(verdict)
+            assert not bars and not insides
+    assert answers == {app.SERVER_PATH}  # one answer, whether or not the file exists
+    copied = [p for p in gradio_temp.rglob("*") if p.name in ("passwd", "no-such-file", secret.name)]
+    assert not copied
+    for path in ("/etc/passwd", str(REPO / "app.py"), str(secret)):
+        assert httpx.get(f"{served_app}/gradio_api/file={path}", timeout=10).status_code in (403, 404)
+
+
+def test_malformed_requests_get_a_sentence_and_the_server_keeps_serving(served_app, tmp_path):
+    client = Client(served_app, verbose=False)
+    (tmp_path / "truncated.png").write_bytes(example_paths()[1].read_bytes()[:300])
+    (tmp_path / "drawing.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"><circle r="9"/></svg>')
+    files = {"truncated.png": "is damaged or truncated", "drawing.svg": "is not an image file"}
+    for name, words in files.items():
+        for api_name, value in (("/predict", {"background": None, "layers": [], "composite": handle_file(tmp_path / name)}),
+                                ("/predict_upload", handle_file(tmp_path / name))):
+            verdict, bars, _ = client.predict(value, api_name=api_name)
+            assert words in verdict and not bars, (name, api_name)
+    shapes = [{"background": None, "layers": None, "composite": None}, {"layers": [], "composite": 5},
+              {"layers": [], "composite": [1, 2]}, {"layers": [], "composite": "abc"}, 7, "hello", [1]]
+    for value in shapes:
+        for api_name in ("/predict", "/predict_upload"):
+            verdict, bars, _ = client.predict(value, api_name=api_name)
+            assert verdict.startswith("That request is not a picture this demo can read") and not bars, (value, verdict)
+    verdict, bars, _ = client.predict(handle_file(example_paths()[2]), "no such network", api_name="/predict_upload")
+    assert verdict.startswith("That request cannot be read") and "no such network" in verdict
+    assert top_label(client.predict(handle_file(example_paths()[4]), api_name="/predict_upload")[1]) == "4"
+
+
+def test_a_picture_bomb_is_refused_cheaply(served_app, tmp_path):
+    giant_png(tmp_path / "giant.png", 13000)  # 13000x13000 pixels: 169 MB as 8-bit gray, 676 MB as RGBA
+    pid = served_pids[served_app]
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # restart the server's peak-memory count
+    before = peak_memory(pid)
+    client = Client(served_app, verbose=False)
+    for api_name, value in (("/predict", {"background": None, "layers": [], "composite": handle_file(tmp_path / "giant.png")}),
+                            ("/predict_upload", handle_file(tmp_path / "giant.png"))):
+        verdict, bars, _ = client.predict(value, api_name=api_name)
+        assert "too large to read: the picture is 13000x13000 pixels" in verdict and not bars
+    assert peak_memory(pid) - before < 200 * 2**20
+
+
+def peak_memory(pid: int) -> int:
+    """The process's peak resident memory in bytes (VmHWM)."""
+    line = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmHWM"))
+    return int(line.split()[1]) * 1024
+
+
+def test_one_bad_picture_among_simultaneous_requests_fails_no_one(served_app, tmp_path):
+    (tmp_path / "fake.png").write_text("not a picture")
+    client = Client(served_app, verbose=False, download_files=False)
+    pictures = [example_paths()[d] for d in range(10)] + [tmp_path / "fake.png"] * 5
+    with ThreadPoolExecutor(max_workers=len(pictures)) as pool:
+        jobs = [pool.submit(client.predict, {"background": None, "layers": [], "composite": handle_file(p)},
+                            api_name="/predict") for p in pictures]
+        answers = [job.result(timeout=120) for job in jobs]
+    assert [top_label(bars) for _, bars, _ in answers[:10]] == list("0123456789")
+    assert all("is not an image file" in verdict and not bars for verdict, bars, _ in answers[10:])

@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from examples.digits import CANVAS, STROKES, example_paths
 
-from test_app import served_app  # noqa: F401  the running app.py
+from test_app import gradio_temp, served_app  # noqa: F401  the running app.py
 
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",

@@ -80,7 +80,7 @@ def test_prototypes_are_fixed_distinct_plus_minus_one_bitmaps():
 def test_outputs_are_negated_squared_distances_to_the_prototypes():
     model = LeNet5("lecun1998").eval()
     x = torch.rand(3, 1, 28, 28)
-    f6 = model.forward_features(x)
+    f6 = model.forward_features(x).flatten(1)
     assert f6.abs().max() <= 1.7159
     expected = -((f6[:, None, :] - prototypes()[None]) ** 2).sum(-1)
     assert torch.allclose(model(x), expected, atol=1e-4)
@@ -109,11 +109,17 @@ def test_map_loss_is_equation_9():
     assert map_loss(logits, labels, j).item() == pytest.approx(torch.stack(by_hand).mean().item(), rel=1e-6)
 
 
-def test_num_classes_other_than_ten_is_refused():
-    with pytest.raises(ValueError, match="one RBF prototype per digit"):
-        LeNet5("lecun1998", num_classes=5)
-    with pytest.raises(ValueError, match="fixed to the ten digit prototypes"):
-        LeNet5("lecun1998").reset_classifier(5)
+def test_other_class_counts_get_fixed_random_codes_as_prototypes():
+    # The paper's alternative to its stylised bitmaps: +1/-1 codes drawn at random, still never trained.
+    model = LeNet5("lecun1998", num_classes=47)
+    codes = model.head.prototypes
+    assert codes.shape == (47, 84) and set(codes.unique().tolist()) == {-1.0, 1.0}
+    assert torch.equal(codes, LeNet5("lecun1998", num_classes=47).head.prototypes)  # the same for every model
+    assert not any(name.startswith("head") for name, _ in model.named_parameters())
+    model.reset_classifier(10)
+    assert torch.equal(model.head.prototypes, prototypes())
+    model.reset_classifier(0)
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 84)
 
 
 def test_bundled_weights_reach_the_papers_accuracy_on_the_full_test_set(bundled, mnist_test):

@@ -15,10 +15,11 @@ def test_forward_shapes(variant):
     model = LeNet5(variant).eval()
     x = torch.rand(4, 1, 28, 28)
     assert model(x).shape == (4, 10)
-    assert model.forward_features(x).shape == (4, 84)
-    maps = model.feature_maps(x)
-    assert maps["c1"].shape == (4, 6, 28, 28)
-    assert maps["c3"].shape == (4, 16, 10, 10)
+    assert model.forward_features(x).shape == (4, 84, 1, 1)  # F6 as 84 maps of 1x1, the timm way
+    assert model.forward_head(model.forward_features(x), pre_logits=True).shape == (4, 84)
+    final, (c1, c3, c5) = model.forward_intermediates(x)
+    assert torch.equal(final, model.forward_features(x))
+    assert (c1.shape, c3.shape, c5.shape) == ((4, 6, 28, 28), (4, 16, 10, 10), (4, 120, 1, 1))
 
 
 def test_keeps_lenet5_layer_widths_and_reports_parameters():
@@ -47,8 +48,12 @@ def test_model_normalises_mnist_pixels_itself(mnist):
 def test_bad_config_is_rejected_clearly():
     with pytest.raises(ValueError, match="unknown LeNet5 variant 'resnet'"):
         LeNet5(variant="resnet")
-    with pytest.raises(ValueError, match="must be positive"):
-        LeNet5(num_classes=0)
+    with pytest.raises(ValueError, match="num_classes must be a whole number of at least 0, got -1"):
+        LeNet5(num_classes=-1)
+    with pytest.raises(ValueError, match="in_chans must be a whole number of at least 1, got 0"):
+        LeNet5(in_chans=0)
+    with pytest.raises(ValueError, match="reads 28x28 digits"):
+        LeNet5(img_size=32)
 
 
 def test_a_model_of_one_variant_does_not_load_as_the_other(tmp_path):

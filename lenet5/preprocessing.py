@@ -1,0 +1,419 @@
+"""Any digit picture -> the 28x28 input MNIST's own digits look like.
+
+MNIST was made by fitting each digit into a 20x20 box (keeping its aspect ratio, anti-aliased) and
+placing the box in a 28x28 field so that the digit's centre of mass sits at the centre. A model trained
+on MNIST reads real drawings well only when they are put through the same procedure, whatever their
+size, position, polarity (dark on light or light on dark) or transparency.
+
+Pictures can come from anyone (the demo is public), so the work is bounded before it starts: a file's
+pixel count is checked from its header before it is decoded, every picture is reduced to at most
+MAX_SIDE pixels across while still in its own 8-bit (or 16-bit, or float) form, and only that reduced
+copy is ever converted to float. Everything is numpy and PIL; the result becomes a tensor once, at the end.
+"""
+
+import io
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+FIELD = 28  # output size
+BOX = 20  # the digit's longer side after scaling
+CENTER = 14.0  # where MNIST puts the centre of mass (measured on the training set: 14.0 in pixel indices)
+MAX_PIXELS = 4096 * 4096  # larger pictures are refused before decoding: ~0.1 s and 64 MB at most
+MAX_SIDE = 1024  # every picture is reduced to at most this many pixels across before any float conversion
+WORK_SIDE = 140  # and read at this size: the digit ends up 20 pixels tall, so 7x that keeps every stroke
+SMALL_DIGIT = 3 * BOX  # a digit less than this many working pixels across is re-read at up to MAX_SIDE
+FLAT_BORDER = 0.02  # a frame varying less than this is plain paper or canvas: no lighting to model
+BACKGROUND_SIZE = 64  # the background is estimated on a copy this large: lighting varies slowly
+BACKGROUND_KERNEL = 0.25  # strokes narrower than this fraction of the picture count as ink, not background
+MIN_CONTRAST = 0.1  # less difference than this between ink and background reads as a blank picture
+NOISE_FLOOR = 0.2  # ink weaker than this fraction of the strongest strokes is paper texture or JPEG noise
+# Limits of digit-like ink, measured on MNIST's 60,000 training digits: strokes are thin, so at most 20% of
+# a digit's ink lies more than 3 pixels inside its outline (25% for the thickest pens in tests/drawn.py;
+# 34-44% for a dot, a disc or a dense scribble), and no digit is less than 0.55 times as tall as it is wide.
+MAX_SOLID_CORE = 0.3
+MIN_HEIGHT_RATIO = 0.35
+ALPHA_MODES = ("RGBA", "LA", "La", "RGBa", "PA")
+DEEP_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # 16-bit, 32-bit and float pictures
+
+
+class NoDigitError(ValueError):
+    """The picture was read but holds no ink: an empty canvas, a blank page, a fully transparent image."""
+
+
+class NotADigitError(NoDigitError):
+    """The picture holds ink, but not the shape of a digit: a dot, a flat line, a solid blob or a scribble."""
+
+
+class UnreadableImageError(ValueError):
+    """The input is not a picture that can be read: wrong type or shape, not an image file, damaged."""
+
+
+class ImageTooLargeError(UnreadableImageError):
+    """The picture has more pixels than MAX_PIXELS; it is refused before it is decoded."""
+
+
+def preprocess(image: Any) -> torch.Tensor:
+    """Turn a path, bytes, PIL image, numpy array or Gradio canvas dict into float [1, 1, 28, 28] in [0, 1].
+
+    Raises:
+        NoDigitError: the picture holds no ink.
+        UnreadableImageError (a ValueError): the input is not a readable picture, or is too large.
+    """
+    return torch.from_numpy(digit_field(image))[None, None]
+
+
+def digit_field(image: Any) -> np.ndarray:
+    """The same as `preprocess`, as a float32 [28, 28] numpy array."""
+    plane, is_alpha = to_plane(image)
+    ink = ink_map(unit(shrink(plane, WORK_SIDE)), is_alpha)
+    box = ink_box(ink)
+    scale = max(plane.shape) / max(ink.shape)
+    if scale > 1 and max(box[0].stop - box[0].start, box[1].stop - box[1].start) < SMALL_DIGIT:
+        # A small digit in a large picture: read it again from the finer pixels around it.
+        ink = ink_map(unit(shrink(plane[around(box, scale, plane.shape)], WORK_SIDE)), is_alpha)
+        box = ink_box(ink)
+    return center_digit(ink, box)
+
+
+def unit(plane: np.ndarray) -> np.ndarray:
+    """An 8-bit plane -> float32 in [0, 1]; a float plane is already there."""
+    return plane * np.float32(1 / 255) if plane.dtype == np.uint8 else plane
+
+
+def around(box: tuple[slice, slice], scale: float, shape: tuple[int, ...]) -> tuple[slice, slice]:
+    """The box scaled up to a picture `scale` times larger, with half its size again as margin all round."""
+    (top, bottom), (left, right) = ((int(s.start * scale), int(s.stop * scale)) for s in box)
+    margin = max(bottom - top, right - left) // 2 + 2
+    return (slice(max(0, top - margin), min(shape[0], bottom + margin)),
+            slice(max(0, left - margin), min(shape[1], right + margin)))
+
+
+def not_digit_like(field: np.ndarray) -> str | None:
+    """Why a preprocessed 28x28 input cannot be a digit (a blob, a dense scribble, a flat line), or None.
+
+    A classifier always answers with some digit; this says when the honest answer is "that is no digit".
+    """
+    mask = field.reshape(FIELD, FIELD) > 0.5
+    area = int(mask.sum())
+    if area == 0:
+        return "only faint marks"
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    if height < MIN_HEIGHT_RATIO * width:
+        return "a flat line"
+    if erode(mask, 3).sum() / area > MAX_SOLID_CORE:  # ink lying 3+ pixels inside the outline
+        return "a solid blob or a scribble"
+    return None
+
+
+def erode(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Pixels whose whole (2 radius + 1)-square neighbourhood is set (outside the picture counts as unset)."""
+    h, w = mask.shape
+    k = 2 * radius + 1
+    padded = np.pad(mask, radius)
+    rows = padded[:h].copy()
+    for shift in range(1, k):
+        rows &= padded[shift : shift + h]
+    out = rows[:, :w].copy()
+    for shift in range(1, k):
+        out &= rows[:, shift : shift + w]
+    return out
+
+
+# -- any input -> one bounded intensity plane -----------------------------------------------------------
+
+
+def to_plane(image: Any) -> tuple[np.ndarray, bool]:
+    """Any supported input -> the plane [H, W] the ink is found in (uint8, or float32 in [0, 1] for deeper
+    pictures; at most MAX_SIDE across) and whether it is an alpha channel."""
+    if image is None:
+        raise NoDigitError("no image was given")
+    if isinstance(image, dict):
+        return to_plane(canvas_image(image))
+    if isinstance(image, (str, Path)):
+        return pil_plane(open_image(Path(image)))
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return pil_plane(open_image(io.BytesIO(image)))
+    if isinstance(image, Image.Image):
+        return pil_plane(image)
+    if isinstance(image, np.ndarray):
+        return array_plane(image)
+    raise UnreadableImageError(
+        f"cannot read a digit from a {type(image).__name__}: pass a file path, bytes, a PIL image, "
+        "a numpy array or a Gradio canvas dict"
+    )
+
+
+def canvas_image(value: dict) -> Any:
+    """The picture in the dict a Gradio Sketchpad/ImageEditor sends: its composite, else its background."""
+    for key in ("composite", "background"):
+        picture = value.get(key)
+        if picture is None:
+            continue
+        if not isinstance(picture, (str, Path, bytes, bytearray, memoryview, Image.Image, np.ndarray)):
+            raise UnreadableImageError(f"the canvas's {key} is a {type(picture).__name__}, not a picture")
+        return picture
+    raise NoDigitError("the canvas is empty")
+
+
+def open_image(source: Path | io.BytesIO) -> Image.Image:
+    """Open a picture, refusing one with more than MAX_PIXELS pixels from its header, before decoding it."""
+    name = source.name if isinstance(source, Path) else "the picture"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS is the stricter limit
+            with Image.open(source) as image:
+                image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode big photos at reduced size right away
+                check_size(image.size)
+                image.load()
+                return image.copy()
+    except FileNotFoundError:
+        raise UnreadableImageError(f"no such image file: {source}") from None
+    except IsADirectoryError:
+        raise UnreadableImageError(f"{source} is a folder, not an image file") from None
+    except UnidentifiedImageError:
+        raise UnreadableImageError(f"{name} is not an image file PIL can read") from None
+    except Image.DecompressionBombError as error:
+        raise ImageTooLargeError(f"{name} is too large to open safely: {error}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:  # truncated or corrupt files
+        if isinstance(error, UnreadableImageError):
+            raise
+        raise UnreadableImageError(f"{name} is damaged or truncated: {error}") from None
+
+
+def check_size(size: tuple[int, int]) -> None:
+    width, height = size
+    if width * height > MAX_PIXELS:
+        side = math.isqrt(MAX_PIXELS)
+        raise ImageTooLargeError(f"the picture is {width}x{height} pixels; at most {side}x{side} are read")
+    if width < 1 or height < 1:
+        raise UnreadableImageError(f"the picture is {width}x{height} pixels: it has no pixels to read")
+
+
+def pil_plane(image: Image.Image) -> tuple[np.ndarray, bool]:
+    check_size(image.size)
+    if image.getexif().get(ImageOps.ExifTags.Base.Orientation, 1) != 1:
+        image = ImageOps.exif_transpose(image)  # photos from phones are often stored sideways
+    if image.mode in DEEP_MODES:
+        return array_plane(np.asarray(image))
+    if image.mode in ALPHA_MODES or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA") if image.mode != "RGBA" else image
+    elif image.mode not in ("L", "RGB"):
+        image = image.convert("RGB")  # 1, P, CMYK, YCbCr, LAB, HSV
+    factor = math.ceil(max(image.size) / MAX_SIDE)
+    if factor > 1:
+        image = image.reduce(factor)  # area average, in 8 bits
+    return eight_bit_plane(image.convert("L") if image.mode == "RGB" else image)
+
+
+def eight_bit_plane(image: Image.Image) -> tuple[np.ndarray, bool]:
+    """An L or RGBA picture -> the uint8 ink plane: the alpha of a picture on a transparent background,
+    else the gray level (transparent parts read as white)."""
+    if image.mode == "L":
+        return np.asarray(image), False
+    alpha = np.asarray(image.getchannel("A"))
+    if median(border(alpha)) < 128:  # transparent background: the alpha channel is the ink
+        return alpha, True
+    if alpha.min() < 255:  # partly transparent picture: flatten onto white, then read the colours
+        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image)
+    return np.asarray(image.convert("L")), False
+
+
+def array_plane(array: np.ndarray) -> tuple[np.ndarray, bool]:
+    """A numpy picture of any dtype -> the ink plane. It is reduced to MAX_SIDE in its own dtype first."""
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4) or min(array.shape[:2]) < 1:
+        raise UnreadableImageError(
+            f"an image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {array.shape}")
+    if not (array.dtype == np.bool_ or np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise UnreadableImageError(f"an image array must hold numbers, got dtype {array.dtype}")
+    if array.dtype == np.uint8:
+        modes = {1: "L", 3: "RGB", 4: "RGBA"}
+        return pil_plane(Image.fromarray(np.ascontiguousarray(array.squeeze(2) if array.shape[2] == 1 else array),
+                                         modes[array.shape[2]]))
+    pixels = to_unit(block_mean(array, math.ceil(max(array.shape[:2]) / MAX_SIDE)), array)
+    if pixels.shape[2] == 1:
+        return pixels[:, :, 0], False
+    gray = pixels[:, :, :3].mean(axis=2)
+    if pixels.shape[2] == 4:
+        alpha = pixels[:, :, 3]
+        if median(border(alpha)) < 0.5:
+            return np.ascontiguousarray(alpha), True
+        gray = gray * alpha + (1 - alpha)
+    return gray, False
+
+
+def block_mean(array: np.ndarray, factor: int) -> np.ndarray:
+    """Average factor x factor blocks, accumulating in float32 without a float copy of the whole array."""
+    if factor <= 1:
+        return array.astype(np.float32)
+    h, w, c = array.shape
+    h, w = h // factor * factor or h, w // factor * factor or w
+    if h < factor or w < factor:  # a long thin strip: keep every pixel of the short side
+        return array[: max(h, 1) : max(1, h // MAX_SIDE), :: max(1, w // MAX_SIDE)].astype(np.float32)
+    blocks = array[:h, :w].reshape(h // factor, factor, w // factor, factor, c)
+    return blocks.sum(axis=(1, 3), dtype=np.float32) / np.float32(factor * factor)
+
+
+def to_unit(pixels: np.ndarray, original: np.ndarray) -> np.ndarray:
+    """float32 pixels in the original dtype's scale -> [0, 1]."""
+    if original.dtype == np.bool_:
+        return pixels
+    if np.issubdtype(original.dtype, np.integer):
+        return pixels / max(float(pixels.max()), 255.0)
+    pixels = np.nan_to_num(pixels, nan=0.0, posinf=0.0, neginf=0.0)
+    return pixels / 255 if pixels.max() > 1 else np.clip(pixels, 0, 1)
+
+
+def median(values: np.ndarray) -> float:
+    """The median of a picture's frame, from every other value: plenty for telling paper from ink."""
+    sample = values[::2]
+    return float(np.partition(sample, sample.size // 2)[sample.size // 2])
+
+
+def border(plane: np.ndarray) -> np.ndarray:
+    """The outer frame of a picture (about 5% of each side), where the background shows."""
+    h, w = plane.shape
+    dy, dx = max(1, h // 20), max(1, w // 20)
+    return np.concatenate([plane[:dy].ravel(), plane[-dy:].ravel(), plane[:, :dx].ravel(), plane[:, -dx:].ravel()])
+
+
+# -- the plane -> ink -> the centred 28x28 digit --------------------------------------------------------
+
+
+def shrink(plane: np.ndarray, side: int) -> np.ndarray:
+    """Area-average a [H, W] plane so that its longer side is at most `side`."""
+    h, w = plane.shape
+    if max(h, w) <= side:
+        return plane
+    scale = side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    image = Image.fromarray(np.ascontiguousarray(plane))
+    whole = max(h, w) // side
+    if whole > 1 and max(h, w) % side == 0:  # an exact block average: PIL's reduce is the fastest way
+        return np.asarray(image.reduce(whole))
+    return np.asarray(image.resize(size, Image.Resampling.BOX, reducing_gap=2.0 if whole > 1 else None))
+
+
+def ink_map(plane: np.ndarray, is_alpha: bool) -> np.ndarray:
+    """An intensity plane -> float [H, W] in [0, 1], ink = 1, whatever the polarity or lighting."""
+    if is_alpha:
+        return normalize_ink(plane)
+    frame = border(plane)
+    paper = median(frame)
+    dark_ink = paper > 0.5
+    if float(frame.max() - frame.min()) < FLAT_BORDER:  # plain canvas or paper: no lighting to model
+        background = np.float32(paper)
+    else:
+        background = estimate_background(plane, dark_ink)
+    return normalize_ink(background - plane if dark_ink else plane - background)
+
+
+def estimate_background(gray: np.ndarray, dark_ink: bool) -> np.ndarray:
+    """The paper (or board) alone, with its uneven lighting.
+
+    A morphological closing (opening, for light ink) of a small copy removes strokes; a smooth surface
+    (quadratic in x and y) fitted to what remains along the picture's frame is the lighting. Fitting on the
+    frame only means no shape inside the picture, however large and dark, can pass for background.
+    """
+    h, w = gray.shape
+    small = shrink(gray, BACKGROUND_SIZE)
+    k = max(3, int(max(small.shape) * BACKGROUND_KERNEL) | 1)
+    grow, cut = (max_filter, min_filter) if dark_ink else (min_filter, max_filter)
+    paper = cut(grow(small, k), k)  # strokes disappear, large shapes come back
+    sh, sw = paper.shape
+    frame = np.zeros((sh, sw), dtype=bool)
+    frame[: max(1, sh // 10)], frame[-max(1, sh // 10) :] = True, True
+    frame[:, : max(1, sw // 10)], frame[:, -max(1, sw // 10) :] = True, True
+    yy, xx = np.meshgrid(np.arange(sh) / sh, np.arange(sw) / sw, indexing="ij")
+    terms = surface_terms(yy.ravel(), xx.ravel())
+    coefficients, *_ = np.linalg.lstsq(terms[frame.ravel()], paper[frame], rcond=None)
+    surface = (terms @ coefficients).reshape(sh, sw).astype(np.float32)
+    return np.asarray(Image.fromarray(surface).resize((w, h), Image.Resampling.BILINEAR))
+
+
+def surface_terms(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return np.stack([np.ones_like(y), y, x, y * y, x * x, x * y], axis=1)
+
+
+def max_filter(plane: np.ndarray, k: int) -> np.ndarray:
+    """k x k maximum filter (edges padded with their own values) as a row pass and a column pass."""
+    r = k // 2
+    padded = np.pad(plane, r, mode="edge")
+    rows = np.lib.stride_tricks.sliding_window_view(padded, k, axis=0).max(-1)
+    return np.lib.stride_tricks.sliding_window_view(rows, k, axis=1).max(-1)
+
+
+def min_filter(plane: np.ndarray, k: int) -> np.ndarray:
+    return -max_filter(-plane, k)
+
+
+def normalize_ink(ink: np.ndarray) -> np.ndarray:
+    """Scale ink so its strokes reach 1 and drop what is weaker than the noise floor."""
+    flat = ink.ravel()
+    top = float(flat.max())
+    if flat.size > 400:  # the 99.5th percentile (of every third pixel): a few hot pixels must not set the scale
+        sample = flat[::3]
+        k = int(sample.size * 0.995)
+        strongest = float(np.partition(sample, k)[k])
+    else:
+        strongest = top
+    strongest = max(strongest, top * 0.5)
+    if strongest < MIN_CONTRAST:
+        raise NoDigitError("the picture is blank")
+    scale = np.float32(1 / (strongest * (1 - NOISE_FLOOR)))
+    return np.clip(ink * scale - np.float32(NOISE_FLOOR / (1 - NOISE_FLOOR)), 0, 1, dtype=np.float32)
+
+
+def box_blur(plane: np.ndarray, radius: int) -> np.ndarray:
+    """(2 radius + 1)-square moving average, zero outside the picture: a row pass and a column pass."""
+    h, w = plane.shape
+    k = 2 * radius + 1
+    padded = np.pad(plane, radius)
+    rows = padded[:h].copy()
+    for shift in range(1, k):
+        rows += padded[shift : shift + h]
+    out = rows[:, :w].copy()
+    for shift in range(1, k):
+        out += rows[:, shift : shift + w]
+    return out / np.float32(k * k)
+
+
+def ink_box(ink: np.ndarray) -> tuple[slice, slice]:
+    """The bounding box of the strokes, found on a slightly blurred copy so that specks of noise,
+    which blur away, cannot stretch it across the picture."""
+    h, w = ink.shape
+    radius = max(1, round(max(h, w) * 0.005))
+    # Inked pixels with inked neighbours: a lone speck blurs to at most 1/9, a stroke's tip keeps more.
+    mask = (ink > 0) & (box_blur(ink, radius) > 0.12)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if len(rows) == 0:
+        raise NoDigitError("the picture is blank")
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+def center_digit(ink: np.ndarray, box: tuple[slice, slice] | None = None) -> np.ndarray:
+    """Crop the ink to its box, fit it into BOX x BOX keeping its aspect ratio, centre its mass in FIELD x FIELD."""
+    crop = np.ascontiguousarray(ink[box or ink_box(ink)])
+    h, w = crop.shape
+    scale = BOX / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    # PIL's bilinear resize widens its filter when shrinking: anti-aliased, as MNIST's digits were made.
+    digit = np.clip(np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BILINEAR)), 0, 1)
+    mass = float(digit.sum())
+    if mass <= 0:
+        raise NoDigitError("the picture is blank")
+    cy = float(digit.sum(axis=1) @ np.arange(size[1], dtype=np.float32)) / mass
+    cx = float(digit.sum(axis=0) @ np.arange(size[0], dtype=np.float32)) / mass
+    top = int(np.clip(round(CENTER - cy), 0, FIELD - size[1]))
+    left = int(np.clip(round(CENTER - cx), 0, FIELD - size[0]))
+    field = np.zeros((FIELD, FIELD), dtype=np.float32)
+    field[top : top + size[1], left : left + size[0]] = digit
+    return field
