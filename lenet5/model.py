@@ -202,7 +202,7 @@ class LeNet5(
         x = self.head_drop(x)
         if pre_logits:
             return x
-        if x.dim() == 4:  # no pooling: classify each (here: the only) position
+        if not self.global_pool:  # no pooling: classify each (here: the only) position
             return self.head(x.movedim(1, -1)).movedim(-1, 1)
         return self.head(x)
 

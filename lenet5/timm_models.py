@@ -11,7 +11,7 @@ from functools import partial
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
 from .inference import BUNDLED_DIR
-from .model import TIMM_ARCHITECTURES, LeNet5, pretrained_cfg
+from .model import FEATURE_INFO, TIMM_ARCHITECTURES, LeNet5, pretrained_cfg
 
 default_cfgs = generate_default_cfgs(
     {
@@ -22,7 +22,10 @@ default_cfgs = generate_default_cfgs(
 
 
 def _create(variant: str, pretrained: bool, **kwargs) -> LeNet5:
-    return build_model_with_cfg(partial(LeNet5, variant=variant), TIMM_ARCHITECTURES[variant], pretrained, **kwargs)
+    # features_only=True takes the C1, C3 and C5 stages from forward_intermediates
+    feature_cfg = {"out_indices": tuple(range(len(FEATURE_INFO))), "feature_cls": "getter"}
+    return build_model_with_cfg(partial(LeNet5, variant=variant), TIMM_ARCHITECTURES[variant], pretrained,
+                                feature_cfg=feature_cfg, **kwargs)
 
 
 @register_model
