@@ -114,15 +114,21 @@ def not_digit_like(field: np.ndarray) -> str | None:
 
 def erode(mask: np.ndarray, radius: int) -> np.ndarray:
     """Pixels whose whole (2 radius + 1)-square neighbourhood is set (outside the picture counts as unset)."""
-    h, w = mask.shape
+    return window_reduce(mask, radius, np.logical_and)
+
+
+def window_reduce(plane: np.ndarray, radius: int, combine: np.ufunc) -> np.ndarray:
+    """Combine every (2 radius + 1)-square neighbourhood with a ufunc (and, add...), zero outside the picture:
+    a row pass and a column pass of shifted slices, far cheaper than a windowed view for small radii."""
+    h, w = plane.shape
     k = 2 * radius + 1
-    padded = np.pad(mask, radius)
+    padded = np.pad(plane, radius)
     rows = padded[:h].copy()
     for shift in range(1, k):
-        rows &= padded[shift : shift + h]
+        combine(rows, padded[shift : shift + h], out=rows)
     out = rows[:, :w].copy()
     for shift in range(1, k):
-        out &= rows[:, shift : shift + w]
+        combine(out, rows[:, shift : shift + w], out=out)
     return out
 
 
@@ -373,17 +379,8 @@ def normalize_ink(ink: np.ndarray) -> np.ndarray:
 
 
 def box_blur(plane: np.ndarray, radius: int) -> np.ndarray:
-    """(2 radius + 1)-square moving average, zero outside the picture: a row pass and a column pass."""
-    h, w = plane.shape
-    k = 2 * radius + 1
-    padded = np.pad(plane, radius)
-    rows = padded[:h].copy()
-    for shift in range(1, k):
-        rows += padded[shift : shift + h]
-    out = rows[:, :w].copy()
-    for shift in range(1, k):
-        out += rows[:, shift : shift + w]
-    return out / np.float32(k * k)
+    """(2 radius + 1)-square moving average, zero outside the picture."""
+    return window_reduce(plane, radius, np.add) / np.float32((2 * radius + 1) ** 2)
 
 
 def ink_box(ink: np.ndarray) -> tuple[slice, slice]:
