@@ -127,15 +127,17 @@ class TableConv(nn.Module):
 class EuclideanRBF(nn.Module):
     """The output layer: y_i = sum_j (x_j - w_ij)^2 for fixed prototypes w_i, returned as logits -y_i.
 
-    The prototypes are a buffer, not a parameter: they are saved with the weights but never trained.
+    The prototypes are the layer's `weight` (the paper's w_ij), a buffer rather than a parameter: saved
+    with the model, named like every classifier's weight (so timm replaces it for another class count),
+    but never trained.
     """
 
     def __init__(self, prototypes: torch.Tensor, device=None, dtype=None):
         super().__init__()
-        self.register_buffer("prototypes", prototypes.to(device=device, dtype=dtype or torch.get_default_dtype()))
+        self.register_buffer("weight", prototypes.to(device=device, dtype=dtype or torch.get_default_dtype()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return -(x.unsqueeze(1) - self.prototypes.to(x.dtype)).square().sum(-1)
+        return -(x.unsqueeze(1) - self.weight.to(x.dtype)).square().sum(-1)
 
 
 class LeCun1998Features(nn.Module):

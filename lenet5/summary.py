@@ -18,7 +18,7 @@ def multiply_adds(module: nn.Module, output: torch.Tensor) -> int:
     if isinstance(module, Subsampling):  # one coefficient per 2x2 sum
         return per_image
     if isinstance(module, EuclideanRBF):  # a squared difference per prototype entry
-        return module.prototypes.numel()
+        return module.weight.numel()
     return 0
 
 

@@ -65,15 +65,15 @@ def test_c3_connections_are_table_i():
 
 def test_prototypes_are_fixed_distinct_plus_minus_one_bitmaps():
     model = LeNet5("lecun1998")
-    protos = model.head.prototypes
+    protos = model.head.weight
     assert protos.shape == (10, 84) and set(protos.unique().tolist()) == {-1.0, 1.0}
-    assert not protos.requires_grad and "head.prototypes" in model.state_dict()
+    assert not protos.requires_grad and "head.weight" in model.state_dict()
     assert all(p is not protos for p in model.parameters())
     hamming = (protos[:, None] != protos[None]).sum(-1) + 84 * torch.eye(10, dtype=torch.long)
     assert hamming.min() >= 7  # every two prototypes differ in 7 or more of their 84 pixels
     x = torch.rand(16, 1, 28, 28)
     model.loss(model(x), torch.arange(16) % 10).backward()
-    assert model.head.prototypes.grad is None and torch.equal(model.head.prototypes, prototypes())
+    assert model.head.weight.grad is None and torch.equal(model.head.weight, prototypes())
     assert model.features.c3.weight.grad is not None
 
 
@@ -112,12 +112,12 @@ def test_map_loss_is_equation_9():
 def test_other_class_counts_get_fixed_random_codes_as_prototypes():
     # The paper's alternative to its stylised bitmaps: +1/-1 codes drawn at random, still never trained.
     model = LeNet5("lecun1998", num_classes=47)
-    codes = model.head.prototypes
+    codes = model.head.weight
     assert codes.shape == (47, 84) and set(codes.unique().tolist()) == {-1.0, 1.0}
-    assert torch.equal(codes, LeNet5("lecun1998", num_classes=47).head.prototypes)  # the same for every model
+    assert torch.equal(codes, LeNet5("lecun1998", num_classes=47).head.weight)  # the same for every model
     assert not any(name.startswith("head") for name, _ in model.named_parameters())
     model.reset_classifier(10)
-    assert torch.equal(model.head.prototypes, prototypes())
+    assert torch.equal(model.head.weight, prototypes())
     model.reset_classifier(0)
     assert model(torch.rand(2, 1, 28, 28)).shape == (2, 84)
 
