@@ -103,3 +103,11 @@ def test_the_input_recipe_reads_dark_on_light_digits():
         read.append(int(model(x[None]).argmax()))
     assert read == list(range(10))
     assert np.allclose(resolve_data_config({}, model=model)["mean"], 0)  # the model normalises itself
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_pretrained_with_another_class_count_keeps_the_trained_features(name):
+    trained = timm.create_model(name, pretrained=True)
+    model = timm.create_model(name, pretrained=True, num_classes=47)
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 47)
+    assert torch.equal(model.features.c5.weight, trained.features.c5.weight)
