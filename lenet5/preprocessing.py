@@ -70,28 +70,30 @@ def preprocess(image: Any) -> torch.Tensor:
 
 def digit_field(image: Any) -> np.ndarray:
     """The same as `preprocess`, as a float32 [28, 28] numpy array."""
-    plane, is_alpha = to_plane(image)
-    ink = ink_map(unit(shrink(plane, WORK_SIDE)), is_alpha)
+    picture, is_alpha = to_picture(image)
+    ink = ink_map(working_plane(picture), is_alpha)
     box = ink_box(ink)
-    scale = max(plane.shape) / max(ink.shape)
+    scale = max(picture.size) / max(ink.shape)
     if scale > 1 and max(box[0].stop - box[0].start, box[1].stop - box[1].start) < SMALL_DIGIT:
         # A small digit in a large picture: read it again from the finer pixels around it.
-        ink = ink_map(unit(shrink(plane[around(box, scale, plane.shape)], WORK_SIDE)), is_alpha)
+        ink = ink_map(working_plane(picture.crop(around(box, scale, picture.size))), is_alpha)
         box = ink_box(ink)
     return center_digit(ink, box)
 
 
-def unit(plane: np.ndarray) -> np.ndarray:
-    """An 8-bit plane -> float32 in [0, 1]; a float plane is already there."""
+def working_plane(picture: Image.Image) -> np.ndarray:
+    """A picture (L or F) -> float32 [H, W] in [0, 1], at most WORK_SIDE across. It is shrunk while still
+    8-bit; only the small copy becomes float."""
+    plane = np.asarray(shrink(picture, WORK_SIDE))
     return plane * np.float32(1 / 255) if plane.dtype == np.uint8 else plane
 
 
-def around(box: tuple[slice, slice], scale: float, shape: tuple[int, ...]) -> tuple[slice, slice]:
-    """The box scaled up to a picture `scale` times larger, with half its size again as margin all round."""
+def around(box: tuple[slice, slice], scale: float, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The box scaled up to a picture `scale` times larger (of `size` (W, H)), with half its size again as
+    margin all round, as a PIL crop box (left, top, right, bottom)."""
     (top, bottom), (left, right) = ((int(s.start * scale), int(s.stop * scale)) for s in box)
     margin = max(bottom - top, right - left) // 2 + 2
-    return (slice(max(0, top - margin), min(shape[0], bottom + margin)),
-            slice(max(0, left - margin), min(shape[1], right + margin)))
+    return max(0, left - margin), max(0, top - margin), min(size[0], right + margin), min(size[1], bottom + margin)
 
 
 def not_digit_like(field: np.ndarray) -> str | None:
@@ -122,7 +124,8 @@ def window_reduce(plane: np.ndarray, radius: int, combine: np.ufunc) -> np.ndarr
     a row pass and a column pass of shifted slices, far cheaper than a windowed view for small radii."""
     h, w = plane.shape
     k = 2 * radius + 1
-    padded = np.pad(plane, radius)
+    padded = np.zeros((h + 2 * radius, w + 2 * radius), dtype=plane.dtype)
+    padded[radius : radius + h, radius : radius + w] = plane
     rows = padded[:h].copy()
     for shift in range(1, k):
         combine(rows, padded[shift : shift + h], out=rows)
@@ -132,24 +135,24 @@ def window_reduce(plane: np.ndarray, radius: int, combine: np.ufunc) -> np.ndarr
     return out
 
 
-# -- any input -> one bounded intensity plane -----------------------------------------------------------
+# -- any input -> one bounded picture ---------------------------------------------------------------
 
 
-def to_plane(image: Any) -> tuple[np.ndarray, bool]:
-    """Any supported input -> the plane [H, W] the ink is found in (uint8, or float32 in [0, 1] for deeper
-    pictures; at most MAX_SIDE across) and whether it is an alpha channel."""
+def to_picture(image: Any) -> tuple[Image.Image, bool]:
+    """Any supported input -> the picture the ink is found in, at most MAX_SIDE across: mode L (8-bit) or F
+    (deeper pictures, in [0, 1]), and whether it is an alpha channel."""
     if image is None:
         raise NoDigitError("no image was given")
     if isinstance(image, dict):
-        return to_plane(canvas_image(image))
+        return to_picture(canvas_image(image))
     if isinstance(image, (str, Path)):
-        return pil_plane(open_image(Path(image)))
+        return pil_picture(open_image(Path(image)))
     if isinstance(image, (bytes, bytearray, memoryview)):
-        return pil_plane(open_image(io.BytesIO(image)))
+        return pil_picture(open_image(io.BytesIO(image)))
     if isinstance(image, Image.Image):
-        return pil_plane(image)
+        return pil_picture(image)
     if isinstance(image, np.ndarray):
-        return array_plane(image)
+        return array_picture(image)
     raise UnreadableImageError(
         f"cannot read a digit from a {type(image).__name__}: pass a file path, bytes, a PIL image, "
         "a numpy array or a Gradio canvas dict"
@@ -202,37 +205,37 @@ def check_size(size: tuple[int, int]) -> None:
         raise UnreadableImageError(f"the picture is {width}x{height} pixels: it has no pixels to read")
 
 
-def pil_plane(image: Image.Image) -> tuple[np.ndarray, bool]:
+def pil_picture(image: Image.Image) -> tuple[Image.Image, bool]:
     check_size(image.size)
     if image.getexif().get(ImageOps.ExifTags.Base.Orientation, 1) != 1:
         image = ImageOps.exif_transpose(image)  # photos from phones are often stored sideways
     if image.mode in DEEP_MODES:
-        return array_plane(np.asarray(image))
+        return array_picture(np.asarray(image))
     if image.mode in ALPHA_MODES or (image.mode == "P" and "transparency" in image.info):
         image = image.convert("RGBA") if image.mode != "RGBA" else image
-    elif image.mode not in ("L", "RGB"):
-        image = image.convert("RGB")  # 1, P, CMYK, YCbCr, LAB, HSV
+    elif image.mode != "L":
+        image = image.convert("RGB").convert("L")  # 1, P, RGB, CMYK, YCbCr, LAB, HSV
     factor = math.ceil(max(image.size) / MAX_SIDE)
     if factor > 1:
         image = image.reduce(factor)  # area average, in 8 bits
-    return eight_bit_plane(image.convert("L") if image.mode == "RGB" else image)
+    return alpha_picture(image) if image.mode == "RGBA" else (image, False)
 
 
-def eight_bit_plane(image: Image.Image) -> tuple[np.ndarray, bool]:
-    """An L or RGBA picture -> the uint8 ink plane: the alpha of a picture on a transparent background,
-    else the gray level (transparent parts read as white)."""
-    if image.mode == "L":
-        return np.asarray(image), False
-    alpha = np.asarray(image.getchannel("A"))
-    if median(border(alpha)) < 128:  # transparent background: the alpha channel is the ink
+def alpha_picture(image: Image.Image) -> tuple[Image.Image, bool]:
+    """An RGBA picture -> its alpha channel when the background is transparent (the ink is the alpha), else
+    its gray levels, flattened onto white where it is partly transparent."""
+    alpha = image.getchannel("A")
+    opacity = np.asarray(alpha)
+    frame = border(opacity)
+    if np.count_nonzero(frame < 128) * 2 > frame.size:
         return alpha, True
-    if alpha.min() < 255:  # partly transparent picture: flatten onto white, then read the colours
+    if opacity.min() < 255:
         image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image)
-    return np.asarray(image.convert("L")), False
+    return image.convert("L"), False
 
 
-def array_plane(array: np.ndarray) -> tuple[np.ndarray, bool]:
-    """A numpy picture of any dtype -> the ink plane. It is reduced to MAX_SIDE in its own dtype first."""
+def array_picture(array: np.ndarray) -> tuple[Image.Image, bool]:
+    """A numpy picture of any dtype -> the ink's picture. It is reduced to MAX_SIDE in its own dtype first."""
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4) or min(array.shape[:2]) < 1:
@@ -242,18 +245,20 @@ def array_plane(array: np.ndarray) -> tuple[np.ndarray, bool]:
         raise UnreadableImageError(f"an image array must hold numbers, got dtype {array.dtype}")
     if array.dtype == np.uint8:
         modes = {1: "L", 3: "RGB", 4: "RGBA"}
-        return pil_plane(Image.fromarray(np.ascontiguousarray(array.squeeze(2) if array.shape[2] == 1 else array),
-                                         modes[array.shape[2]]))
+        return pil_picture(Image.fromarray(np.ascontiguousarray(array.squeeze(2) if array.shape[2] == 1 else array),
+                                           modes[array.shape[2]]))
     pixels = to_unit(block_mean(array, math.ceil(max(array.shape[:2]) / MAX_SIDE)), array)
+    is_alpha = False
     if pixels.shape[2] == 1:
-        return pixels[:, :, 0], False
-    gray = pixels[:, :, :3].mean(axis=2)
-    if pixels.shape[2] == 4:
-        alpha = pixels[:, :, 3]
-        if median(border(alpha)) < 0.5:
-            return np.ascontiguousarray(alpha), True
-        gray = gray * alpha + (1 - alpha)
-    return gray, False
+        plane = pixels[:, :, 0]
+    else:
+        plane = pixels[:, :, :3].mean(axis=2)
+        if pixels.shape[2] == 4:
+            alpha = pixels[:, :, 3]
+            frame = border(alpha)
+            is_alpha = np.count_nonzero(frame < 0.5) * 2 > frame.size
+            plane = alpha if is_alpha else plane * alpha + (1 - alpha)
+    return Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32)), is_alpha
 
 
 def block_mean(array: np.ndarray, factor: int) -> np.ndarray:
@@ -294,18 +299,17 @@ def border(plane: np.ndarray) -> np.ndarray:
 # -- the plane -> ink -> the centred 28x28 digit --------------------------------------------------------
 
 
-def shrink(plane: np.ndarray, side: int) -> np.ndarray:
-    """Area-average a [H, W] plane so that its longer side is at most `side`."""
-    h, w = plane.shape
+def shrink(picture: Image.Image, side: int) -> Image.Image:
+    """Area-average a picture so that its longer side is at most `side`."""
+    w, h = picture.size
     if max(h, w) <= side:
-        return plane
-    scale = side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    image = Image.fromarray(np.ascontiguousarray(plane))
+        return picture
     whole = max(h, w) // side
     if whole > 1 and max(h, w) % side == 0:  # an exact block average: PIL's reduce is the fastest way
-        return np.asarray(image.reduce(whole))
-    return np.asarray(image.resize(size, Image.Resampling.BOX, reducing_gap=2.0 if whole > 1 else None))
+        return picture.reduce(whole)
+    scale = side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return picture.resize(size, Image.Resampling.BOX, reducing_gap=2.0 if whole > 1 else None)
 
 
 def ink_map(plane: np.ndarray, is_alpha: bool) -> np.ndarray:
@@ -313,11 +317,12 @@ def ink_map(plane: np.ndarray, is_alpha: bool) -> np.ndarray:
     if is_alpha:
         return normalize_ink(plane)
     frame = border(plane)
-    paper = median(frame)
-    dark_ink = paper > 0.5
-    if float(frame.max() - frame.min()) < FLAT_BORDER:  # plain canvas or paper: no lighting to model
-        background = np.float32(paper)
+    low, high = float(frame.min()), float(frame.max())
+    if high - low < FLAT_BORDER:  # plain canvas or paper: no lighting to model
+        paper = (low + high) / 2
+        dark_ink, background = paper > 0.5, np.float32(paper)
     else:
+        dark_ink = median(frame) > 0.5
         background = estimate_background(plane, dark_ink)
     return normalize_ink(background - plane if dark_ink else plane - background)
 
@@ -330,7 +335,7 @@ def estimate_background(gray: np.ndarray, dark_ink: bool) -> np.ndarray:
     frame only means no shape inside the picture, however large and dark, can pass for background.
     """
     h, w = gray.shape
-    small = shrink(gray, BACKGROUND_SIZE)
+    small = np.asarray(shrink(Image.fromarray(gray), BACKGROUND_SIZE))
     k = max(3, int(max(small.shape) * BACKGROUND_KERNEL) | 1)
     grow, cut = (max_filter, min_filter) if dark_ink else (min_filter, max_filter)
     paper = cut(grow(small, k), k)  # strokes disappear, large shapes come back
@@ -365,10 +370,10 @@ def normalize_ink(ink: np.ndarray) -> np.ndarray:
     """Scale ink so its strokes reach 1 and drop what is weaker than the noise floor."""
     flat = ink.ravel()
     top = float(flat.max())
-    if flat.size > 400:  # the 99.5th percentile (of every third pixel): a few hot pixels must not set the scale
-        sample = flat[::3]
-        k = int(sample.size * 0.995)
-        strongest = float(np.partition(sample, k)[k])
+    hot = int(flat.size * 0.005)  # the strongest 0.5% of pixels may be specks: they must not set the scale
+    inked = flat[flat > 0]  # the percentile is found among these alone: far fewer values to sort through
+    if flat.size > 400 and inked.size > hot:
+        strongest = float(np.partition(inked, inked.size - hot - 1)[inked.size - hot - 1])
     else:
         strongest = top
     strongest = max(strongest, top * 0.5)
