@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from huggingface_hub import EvalResult, ModelCard, ModelCardData  # noqa: E402
 
-from .data import Split, to_float  # noqa: E402
+from .data import Split  # noqa: E402
 from .model import LABEL_NAMES, MODEL_CARD_TEMPLATE, LeNet5  # noqa: E402
 from .training import Evaluation, TrainConfig, TrainResult  # noqa: E402
 
@@ -171,7 +171,7 @@ def plot_confusion_matrix(counts: torch.Tensor, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_misclassified(test: Split, evaluation: Evaluation, probabilities: torch.Tensor, path: Path, limit: int = 40) -> None:
+def plot_misclassified(test: Split, evaluation: Evaluation, path: Path, limit: int = 40) -> None:
     wrong = torch.nonzero(evaluation.predictions != evaluation.labels).flatten()[:limit].tolist()
     cols = 10
     rows = max(1, -(-len(wrong) // cols))
@@ -181,18 +181,11 @@ def plot_misclassified(test: Split, evaluation: Evaluation, probabilities: torch
     for ax, i in zip(axes.flat, wrong):
         pred = int(evaluation.predictions[i])
         ax.imshow(test.images[i].cpu(), cmap="gray_r")
-        ax.set_title(f"{int(evaluation.labels[i])}→{pred} {probabilities[i, pred]:.0%}", fontsize=8)
+        ax.set_title(f"{int(evaluation.labels[i])}→{pred} {evaluation.probabilities[i, pred]:.0%}", fontsize=8)
     fig.suptitle("Misclassified test digits: true→predicted, confidence", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-@torch.no_grad()
-def test_probabilities(model: LeNet5, test: Split) -> torch.Tensor:
-    model.eval()
-    return torch.cat([torch.softmax(model(to_float(test.images[i : i + 2000])).float(), 1).cpu()
-                      for i in range(0, len(test), 2000)])
 
 
 def save_run(
@@ -211,7 +204,7 @@ def save_run(
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
         plot_training_curves(metrics["history"], metrics["variant"], staging / PICTURES[0])
         plot_confusion_matrix(confusion_matrix(test_eval), staging / PICTURES[1])
-        plot_misclassified(test, test_eval, test_probabilities(result.model, test), staging / PICTURES[2])
+        plot_misclassified(test, test_eval, staging / PICTURES[2])
         written = []
         for file in sorted(staging.iterdir()):
             os.replace(file, out_dir / file.name)

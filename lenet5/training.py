@@ -97,6 +97,7 @@ class Evaluation:
     accuracy: float
     predictions: torch.Tensor  # int64 [N], on the CPU
     labels: torch.Tensor  # int64 [N], on the CPU
+    probabilities: torch.Tensor  # float [N, classes], on the CPU: the softmax of the same logits
 
     @property
     def errors(self) -> int:
@@ -132,19 +133,21 @@ def autocast(device: torch.device) -> torch.autocast:
 def evaluate(model: torch.nn.Module, split: Split, batch_size: int = 2000) -> Evaluation:
     model.eval()
     device = next(model.parameters()).device
-    losses, predictions = [], []
+    losses, probabilities = [], []
     for images, labels in ordered_batches(split, batch_size):
         with autocast(device):
             logits = model(to_float(images)).float()
         losses.append(model.loss(logits, labels) * len(labels))
-        predictions.append(logits.argmax(1))
-    predictions = torch.cat(predictions).cpu()
+        probabilities.append(torch.softmax(logits, dim=1))
+    probabilities = torch.cat(probabilities).cpu()
+    predictions = probabilities.argmax(1)
     labels = split.labels.cpu()
     return Evaluation(
         loss=float(torch.stack(losses).sum()) / len(split),
         accuracy=float((predictions == labels).float().mean()),
         predictions=predictions,
         labels=labels,
+        probabilities=probabilities,
     )
 
 

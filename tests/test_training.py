@@ -160,3 +160,19 @@ def test_damaged_mnist_files_are_named_in_the_error(data_dir, tmp_path):
     with pytest.raises(ValueError, match=f"MNIST files in {raw} are damaged"):
         load_mnist(tmp_path)
 
+
+
+def test_the_saved_report_reuses_the_test_evaluation(mnist, tmp_path):
+    # The model card, metrics and pictures come from the one evaluation of the test set: saving runs no network.
+    from lenet5.report import build_metrics, save_run
+
+    data = small(mnist, train=2_560, val=500)
+    result = Trainer(TrainConfig(epochs=1, batch_size=128, ema_decay=0), data, CPU).run(progress=False)
+    test = evaluate(result.model, data.test)
+    assert torch.allclose(test.probabilities.sum(1), torch.ones(len(data.test)))
+    assert torch.equal(test.probabilities.argmax(1), test.predictions)
+    forwards = []
+    result.model.register_forward_hook(lambda *_: forwards.append(1))
+    metrics = build_metrics(result, test, CPU, len(data.train), len(data.val), "python train.py")
+    written = save_run(tmp_path / "run", result, data.test, test, metrics)
+    assert forwards == [] and (tmp_path / "run" / "misclassified.png") in written
