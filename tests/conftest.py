@@ -17,6 +17,7 @@ os.environ.update(
     HF_TOKEN=GOOD_TOKEN,
     HF_HUB_DISABLE_XET="1",
     HF_HUB_DISABLE_TELEMETRY="1",
+    GRADIO_ANALYTICS_ENABLED="False",  # Gradio's usage reports would go to the (local) Hub too
 )
 
 import numpy as np  # noqa: E402

@@ -112,7 +112,7 @@ class HubServer:
                 if not path.endswith("/resolve") and not self._authorized(request, path):
                     return self._send(request, 401, {"error": "Invalid credentials in Authorization header"})
                 return handler(request, method, body, **{k: v for k, v in match.groupdict().items() if v})
-        self._send(request, 404, {"error": f"no route for {method} {path}"})
+        self._send(request, 404, {"error": f"no route for {method} {path}"}, head=method == "HEAD")
 
     def _authorized(self, request: BaseHTTPRequestHandler, path: str) -> bool:
         auth = request.headers.get("Authorization", "")
