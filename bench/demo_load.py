@@ -1,0 +1,135 @@
+"""The demo under load: `python app.py` against a no-op Gradio app with the same components, both called
+through gradio_client exactly as an API user calls them.
+
+    python bench/demo_load.py                    # 50 sequential calls, then 40 people at once
+    python bench/demo_load.py --sequential 100 --crowd 40
+
+The no-op app has the demo's inputs and outputs (canvas, network choice, verdict, bars, pictures) and its
+queue and batch settings, and answers every request with the same fixed answer of a real answer's size:
+what is left of the ratio is the cost of reading the digit. Both servers run on 127.0.0.1 on free ports
+and are stopped at the end; every request is bounded by a timeout.
+"""
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from examples.digits import example_paths  # noqa: E402
+
+CALL_TIMEOUT = 120  # seconds for one answer
+
+
+def serve_noop(port: int) -> None:
+    """The no-op app, in this process: app.py's components and event settings, a fixed answer."""
+    import gradio as gr
+
+    import app
+
+    answer = app.read_one(str(example_paths()[3]), app.BUNDLED_NAMES["modern"], app.load_demo_models(None)[0])
+
+    def fixed(images: list, networks: list) -> list[list]:
+        return [[value] * len(images) for value in answer]
+
+    with gr.Blocks() as demo:
+        network = gr.Radio(list(app.BUNDLED_NAMES.values()), value=app.BUNDLED_NAMES["modern"])
+        canvas = app.Canvas(canvas_size=(280, 280), fixed_canvas=True, image_mode="RGBA", type="filepath")
+        upload = gr.File(type="filepath")
+        outputs = [gr.Markdown(), gr.Label(num_top_classes=10), gr.HTML()]
+        events = {"batch": True, "max_batch_size": app.MAX_BATCH, "show_progress": "hidden", "trigger_mode": "always_last"}
+        canvas.change(fixed, [canvas, network], outputs, api_name="predict", **events)
+        upload.change(fixed, [upload, network], outputs, api_name="predict_upload", **events)
+    demo.queue(default_concurrency_limit=4).launch(server_name="127.0.0.1", server_port=port, **app.LAUNCH_OPTIONS)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(command: list[str], port: int) -> subprocess.Popen:
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_ANALYTICS_ENABLED": "False"}
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return server
+        except OSError:
+            time.sleep(0.5)
+    server.kill()
+    raise SystemExit(f"{' '.join(command)} did not start on port {port}")
+
+
+def canvas(digit: int) -> dict:
+    from gradio_client import handle_file
+
+    return {"background": None, "layers": [], "composite": handle_file(example_paths()[digit])}
+
+
+def one_call(client, digit: int) -> tuple[float, bool]:
+    """Seconds for one /predict round trip, and whether the answer names the digit drawn."""
+    start = time.perf_counter()
+    job = client.submit(canvas(digit), api_name="/predict")
+    _, bars, _ = job.result(timeout=CALL_TIMEOUT)
+    return time.perf_counter() - start, bool(bars) and bars.get("label") == str(digit)
+
+
+def measure(url: str, sequential: int, crowd: int) -> dict:
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    one_call(client, 0)  # warm-up
+    alone = [one_call(client, i % 10)[0] for i in range(sequential)]
+    people = [Client(url, verbose=False) for _ in range(crowd)]
+    with ThreadPoolExecutor(max_workers=crowd) as pool:
+        results = list(pool.map(lambda pair: one_call(pair[1], pair[0] % 10), enumerate(people)))
+    together = [seconds for seconds, _ in results]
+    return {
+        "sequential p50": statistics.median(alone),
+        "crowd p50": statistics.median(together),
+        "crowd p95": statistics.quantiles(together, n=20)[18],
+        "correct": sum(right for _, right in results),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sequential", type=int, default=50, help="one-at-a-time calls (default: %(default)s)")
+    p.add_argument("--crowd", type=int, default=40, help="people calling at the same moment (default: %(default)s)")
+    p.add_argument("--serve-noop", type=int, help=argparse.SUPPRESS)  # the no-op app, in a child process
+    args = p.parse_args()
+    if args.serve_noop:
+        return serve_noop(args.serve_noop)
+    if args.sequential < 2 or args.crowd < 20:
+        p.error("--sequential must be at least 2 and --crowd at least 20 (for a p95)")
+    figures = {}
+    for name, command in (("app.py", [sys.executable, "app.py"]),
+                          ("no-op", [sys.executable, __file__, "--serve-noop"])):
+        port = free_port()
+        server = start(command + ([str(port)] if name == "no-op" else []), port)
+        try:
+            figures[name] = measure(f"http://127.0.0.1:{port}", args.sequential, args.crowd)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    app_, noop = figures["app.py"], figures["no-op"]
+    print(f"{'':<22}{'app.py':>10}{'no-op':>10}{'app/no-op':>11}")
+    for key in ("sequential p50", "crowd p50", "crowd p95"):
+        print(f"{key + ' (ms)':<22}{app_[key] * 1e3:>10.0f}{noop[key] * 1e3:>10.0f}{app_[key] / noop[key]:>10.2f}x")
+    print(f"{args.crowd} people at once: app.py answered {app_['correct']} of {args.crowd} correctly "
+          f"({args.sequential} sequential calls each; warm servers on 127.0.0.1)")
+
+
+if __name__ == "__main__":
+    main()
