@@ -51,7 +51,7 @@ PROTOTYPE_BITMAPS = {
 def prototypes(num_classes: int = 10) -> torch.Tensor:
     """RBF prototypes as a float tensor [num_classes, 84] of +1 and -1: the ten digit bitmaps, or for any
     other number of classes random codes (the paper's own alternative to stylised bitmaps, section II.B),
-    drawn from a fixed seed so that every model of that size shares them."""
+    drawn from a fixed seed so that every model of that size starts from them."""
     if num_classes == len(PROTOTYPE_BITMAPS):
         rows = [bitmap.replace("|", "") for bitmap in PROTOTYPE_BITMAPS.values()]
         return torch.tensor([[1.0 if pixel == "#" else -1.0 for pixel in row] for row in rows])
@@ -125,16 +125,21 @@ class TableConv(nn.Module):
 
 
 class EuclideanRBF(nn.Module):
-    """The output layer: y_i = sum_j (x_j - w_ij)^2 for fixed prototypes w_i, returned as logits -y_i.
+    """The output layer: y_i = sum_j (x_j - w_ij)^2 for prototypes w_i, returned as logits -y_i.
 
-    The prototypes are the layer's `weight` (the paper's w_ij), a buffer rather than a parameter: saved
-    with the model, named like every classifier's weight (so timm replaces it for another class count),
-    but never trained.
+    The prototypes are the layer's `weight` (the paper's w_ij), saved under that name like any classifier's.
+    The paper's ten digit bitmaps are fixed, a buffer that no optimizer sees. Codes for another class count
+    (a new task built on the trained features) are a trainable parameter that starts from the fixed random
+    codes: the paper keeps its prototypes fixed "at least initially", and a new task has no drawn ones.
     """
 
-    def __init__(self, prototypes: torch.Tensor, device=None, dtype=None):
+    def __init__(self, prototypes: torch.Tensor, trainable: bool = False, device=None, dtype=None):
         super().__init__()
-        self.register_buffer("weight", prototypes.to(device=device, dtype=dtype or torch.get_default_dtype()))
+        weight = prototypes.to(device=device, dtype=dtype or torch.get_default_dtype())
+        if trainable:
+            self.weight = nn.Parameter(weight)
+        else:
+            self.register_buffer("weight", weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return -(x.unsqueeze(1) - self.weight.to(x.dtype)).square().sum(-1)

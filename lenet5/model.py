@@ -161,12 +161,14 @@ class LeNet5(
         self.head = self.make_head(num_classes, **dd)
 
     def make_head(self, num_classes: int, device=None, dtype=None) -> nn.Module:
-        """The classifier: linear for modern; for lecun1998 the paper's RBF units, with its digit bitmaps as
-        prototypes for 10 classes and random +1/-1 codes for other counts (the paper's own alternative)."""
+        """The classifier: linear for modern; for lecun1998 the paper's RBF units, with its fixed digit bitmaps
+        as prototypes for 10 classes, and for other counts trainable prototypes that start from random +1/-1
+        codes (the paper's own alternative to bitmaps)."""
         if num_classes == 0:
             return nn.Identity()
         if self.variant == "lecun1998":
-            return lecun1998.EuclideanRBF(lecun1998.prototypes(num_classes), device=device, dtype=dtype)
+            digits = num_classes == len(LABEL_NAMES)
+            return lecun1998.EuclideanRBF(lecun1998.prototypes(num_classes), trainable=not digits, device=device, dtype=dtype)
         return nn.Linear(self.num_features, num_classes, device=device, dtype=dtype)
 
     def forward_intermediates(
