@@ -9,6 +9,7 @@ import argparse
 import base64
 import io
 import os
+import sys
 from functools import partial
 
 import gradio as gr
@@ -24,8 +25,25 @@ from lenet5.visualize import feature_grid, input_picture
 
 MAX_BATCH = 32  # simultaneous requests are read in one forward pass
 UNSURE_BELOW = 0.6  # a top probability under this is shown as a guess, not an answer
+# Gradio's Sketchpad opens, and reopens after every way of clearing it, with no tool picked: a first drag
+# only selects the text "select the draw tool to start". This picks the brush whenever a pad has none, so
+# drawing starts on the first drag; a tool the visitor picked (the eraser) is left alone.
+PICK_BRUSH = """() => {
+  const pick = () => {
+    for (const pad of document.querySelectorAll(".drawing-pad")) {
+      const brush = pad.querySelector('button[aria-label="Brush"]');
+      if (brush && !pad.querySelector(".toolbar-wrap button.highlight")) brush.click();
+    }
+  };
+  new MutationObserver(pick).observe(document.body, {subtree: true, childList: true, attributes: true,
+                                                      attributeFilter: ["class"]});
+  pick();
+}"""
+# A phone draws with a finger: the canvas takes the touch instead of scrolling the page under it.
+CSS = ".drawing-pad canvas { touch-action: none; }"
 # A photo of a digit needs no more than 10 MB; bigger uploads are refused by Gradio before they are stored.
-LAUNCH_OPTIONS = {"max_file_size": "10mb"}
+LAUNCH_OPTIONS = {"max_file_size": "10mb", "js": PICK_BRUSH, "css": CSS}
+START = "Draw a digit."
 CACHE_LIFETIME = (600, 1800)  # every 10 minutes, delete uploads and outputs older than 30 minutes
 
 INTRO = """# LeNet-5 reads your handwriting
@@ -143,42 +161,58 @@ def insides(reading: Reading) -> str:
     return "".join(parts)
 
 
-def show(reading: Reading) -> tuple:
-    """One Reading as the values of the page's outputs: verdict, bars, pictures."""
+def show(reading: Reading | None) -> tuple:
+    """One Reading as the values of the page's outputs: verdict, bars, pictures (None: nothing given yet)."""
+    if reading is None:
+        return START, None, ""
     if reading.reason:
         return SENTENCES[reading.reason].format(detail=reading.detail), None, insides(reading)
     return describe(reading.ranked), reading.probs, insides(reading)
 
 
 def load_demo_models(source: str | None) -> tuple[dict[str, LeNet5], str]:
-    """The networks to offer, by the name the page shows, and a line saying which is read first. A model
-    that fails to load is left out with a message; the bundled ones are always there to compare."""
+    """The networks to offer, by the name the page shows, and a line saying which is read first; one line
+    per network in the terminal. A model that fails to load is left out, in one line in the terminal and one
+    sentence on the page; the bundled ones are always there to compare."""
     models: dict[str, LeNet5] = {}
     line = "Network: the bundled LeNet-5s; pick one to see how the other reads the same digit."
     if source:
         try:
             models[source] = load_model(source)
             line = f"Network: `{source}`."
+            print(f"network {source}: loaded")
         except ValueError as error:
-            line = f"**Could not load `{source}`** ({error}). Showing the bundled LeNet-5 instead."
+            print(f"network {source}: not served, {error}", file=sys.stderr)
+            line = f"The model `{source}` could not be loaded, so the bundled LeNet-5s are shown: {error}."
     for variant in bundled_variants():
         models[BUNDLED_NAMES[variant]] = load_model(variant)
+        print(f"network {BUNDLED_NAMES[variant]}: bundled weights ({variant})")
     return models, line
+
+
+def is_empty(image) -> bool:
+    """No picture at all: a cleared upload, or a canvas with nothing on it (what Clear leaves)."""
+    if isinstance(image, dict):
+        return all(image.get(key) is None for key in ("composite", "background")) and not image.get("layers")
+    return image is None
 
 
 def read_batch(images: list, networks: list, models: dict[str, LeNet5]) -> list[list]:
     """Gradio batches simultaneous requests: one list per input in, one list per output out. Requests
     are read in one forward pass per network they asked for; a bad one never fails the others."""
     readings: list[Reading | None] = [None] * len(images)
+    empty = [is_empty(image) for image in images]  # a cleared canvas or upload: the page starts over
     for i, (image, network) in enumerate(zip(images, networks)):
         refused = next((value for value in (image, network) if isinstance(value, Refused)), None)
+        if empty[i]:
+            continue
         if refused:
             readings[i] = Reading(reason="refused", detail=refused.detail)
         elif not isinstance(network, str) or network not in models:
             detail = f"There is no network called {network!r} here; choose one of {', '.join(models)}."
             readings[i] = Reading(reason="refused", detail=detail)
     for name in models:
-        rows = [i for i, network in enumerate(networks) if readings[i] is None and network == name]
+        rows = [i for i, network in enumerate(networks) if readings[i] is None and not empty[i] and network == name]
         for i, reading in zip(rows, read_digits([images[i] for i in rows], models[name])):
             readings[i] = reading
     return [list(column) for column in zip(*(show(r) for r in readings))]
@@ -200,8 +234,10 @@ def build_demo(model_source: str | None = None) -> gr.Blocks:
         gr.Markdown(INTRO)
         gr.Markdown(model_line, elem_id="model-line")
         visible_tab = gr.State("draw")
+        # Wide screens: the drawing, the answer and the network's insides side by side. Narrow ones stack the
+        # columns in this order, so the verdict and the bars sit right under the canvas.
         with gr.Row():
-            with gr.Column(scale=1) as inputs_column:
+            with gr.Column(scale=1, min_width=300):
                 network = gr.Radio(list(models), value=next(iter(models)), label="Network", elem_id="network")
                 with gr.Tab("Draw") as draw_tab:
                     canvas = Canvas(
@@ -215,20 +251,21 @@ def build_demo(model_source: str | None = None) -> gr.Blocks:
                         layers=False,
                         transforms=(),
                         elem_id="canvas",
+                        elem_classes=["drawing-pad"],
                     )
                 with gr.Tab("Upload") as upload_tab:
                     # A File, not an Image: gr.Image decodes uploads itself and answers a broken file with a
                     # bare "Error"; here every upload reaches the reader, which says what is wrong with it.
                     upload = gr.File(label="Photo or scan of a digit", type="filepath", elem_id="upload")
                 clear = gr.Button("Clear", elem_id="clear")
-            with gr.Column(scale=1):
-                verdict = gr.Markdown("Draw a digit.", elem_id="verdict")
+            with gr.Column(scale=1, min_width=300):
+                verdict = gr.Markdown(START, elem_id="verdict")
                 bars = gr.Label(num_top_classes=10, label="Softmax", elem_id="bars")
-            with gr.Column(scale=1):
+            with gr.Column(scale=1, min_width=300):
                 pictures = gr.HTML(elem_id="insides")
         demo.reading_inputs = frozenset({canvas._id, upload._id})
         outputs = [verdict, bars, pictures]
-        with inputs_column:
+        with gr.Column(elem_id="examples"):
             # Loading an example into the pad does not fire its change event, so the click reads it.
             examples = gr.Examples([str(p) for p in example_paths()], inputs=canvas,
                                    examples_per_page=10, label="Examples: click one to load it, then draw over it")
@@ -241,18 +278,17 @@ def build_demo(model_source: str | None = None) -> gr.Blocks:
         # Reads still queued with the old network would land after this one and show its answer: drop them.
         network.change(partial(read_visible, models=models), [visible_tab, canvas, upload, network], outputs,
                        api_name=False, show_progress="hidden", cancels=[drawn, uploaded])
-        clear.click(lambda: (None, None, "Draw a digit.", None, ""),
-                    outputs=[canvas, upload, *outputs], api_name=False, queue=False)
+        # No progress overlay for Clear: left over the pad, it took every click until the page was reloaded.
+        clear.click(lambda: (None, None, START, None, ""), None, [canvas, upload, *outputs], api_name=False,
+                    show_progress="hidden")
     return demo.queue(default_concurrency_limit=4)
 
-
-demo = build_demo(os.environ.get("LENET5_MODEL"))
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None,
                         help="Hub repo id or folder to serve (default: $LENET5_MODEL, else the bundled weights)")
     args = parser.parse_args()
-    if args.model:
-        demo = build_demo(args.model)
-    demo.launch(**LAUNCH_OPTIONS)
+    build_demo(args.model or os.environ.get("LENET5_MODEL")).launch(**LAUNCH_OPTIONS)
+else:  # `gradio app.py` and other importers find the demo here
+    demo = build_demo(os.environ.get("LENET5_MODEL"))

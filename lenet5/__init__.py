@@ -6,7 +6,10 @@
     probs = predict("digit.png", model)   # {"0": p0, ..., "9": p9}
 """
 
-from . import timm_models  # noqa: F401  registers the architectures with timm
+import importlib.abc
+import importlib.machinery
+import sys
+
 from .inference import Reading, load_model, predict, read_digits
 from .model import LeNet5
 from .preprocessing import ImageTooLargeError, NoDigitError, NotADigitError, UnreadableImageError, preprocess
@@ -23,3 +26,32 @@ __all__ = [
     "preprocess",
     "read_digits",
 ]
+
+
+class _RegisterWithTimm(importlib.abc.MetaPathFinder):
+    """Registers the architectures with timm (lenet5.timm_models) right after timm itself is imported.
+
+    timm brings torchvision and torch._dynamo, seconds of start-up that the demo and most library users
+    never need; `import lenet5, timm` still gives `timm.create_model("lenet5")`, in either order.
+    """
+
+    def find_spec(self, name, path, target=None):
+        if name != "timm":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            run_timm = spec.loader.exec_module
+
+            def exec_module(module):
+                run_timm(module)
+                importlib.import_module(".timm_models", __name__)
+
+            spec.loader.exec_module = exec_module
+        return spec
+
+
+if "timm" in sys.modules:
+    from . import timm_models  # noqa: F401
+else:
+    sys.meta_path.insert(0, _RegisterWithTimm())

@@ -1,4 +1,5 @@
-"""The demo in a real browser: headless Chromium draws a digit with the mouse and uploads a photo.
+"""The demo in a real browser, used the way people use it: headless Chromium draws with the mouse (or a
+finger, on a phone-sized screen) without picking a tool first, pauses, clears and draws again.
 
 Needs Debian's `chromium` (.ci/run installs it) and the playwright package; no browser is downloaded.
 Screenshots are saved in tests/screenshots/ to look at.
@@ -17,30 +18,49 @@ from test_app import gradio_temp, served_app  # noqa: F401  the running app.py
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
+WIDE = {"viewport": {"width": 1400, "height": 1000}}
+PHONE = {"viewport": {"width": 400, "height": 800}, "has_touch": True, "is_mobile": True, "device_scale_factor": 2}
+READ_TIMEOUT = 30_000  # ms for an answer to show
 
 
 @pytest.fixture(scope="module")
-def page(served_app):  # noqa: F811
+def browser():
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     assert executable, "the browser tests need Chromium: apt-get install -y chromium"
     SCREENSHOTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(served_app)
-            page.locator("#canvas canvas").first.wait_for(timeout=60_000)
-            yield page
+            yield browser
         finally:
             browser.close()
 
 
-def draw(page: Page, digit: str) -> None:
-    """Draw a digit's strokes with the mouse; the 280x280 drawing area sits at the canvas element's centre."""
-    page.locator('#canvas button[aria-label="Brush"]').click()  # the pad starts with no tool selected
+def visit(browser, url: str, screen: dict = WIDE) -> Page:
+    """A first-time visitor: a fresh browser context, the page loaded, nothing clicked yet."""
+    page = browser.new_context(**screen).new_page()
+    page.goto(url)
+    page.locator("#canvas canvas").first.wait_for(timeout=60_000)
+    return page
+
+
+@pytest.fixture
+def page(browser, served_app):  # noqa: F811
+    page = visit(browser, served_app)
+    yield page
+    page.context.close()
+
+
+def drawing_origin(page: Page) -> tuple[float, float]:
+    """The top-left corner of the 280x280 drawing area, which sits at the canvas element's centre."""
     box = page.locator("#canvas canvas").first.bounding_box()
-    left, top = box["x"] + box["width"] / 2 - CANVAS / 2, box["y"] + box["height"] / 2 - CANVAS / 2
-    for stroke in STROKES[digit]:
+    return box["x"] + box["width"] / 2 - CANVAS / 2, box["y"] + box["height"] / 2 - CANVAS / 2
+
+
+def draw(page: Page, digit: str, strokes: slice = slice(None)) -> None:
+    """Draw a digit's strokes with the mouse, as a person does: straight onto the canvas, no tool picked."""
+    left, top = drawing_origin(page)
+    for stroke in STROKES[digit][strokes]:
         page.mouse.move(left + stroke[0][0], top + stroke[0][1])
         page.mouse.down()
         for x, y in stroke[1:]:
@@ -48,35 +68,88 @@ def draw(page: Page, digit: str) -> None:
         page.mouse.up()
 
 
+def draw_with_a_finger(page: Page, digit: str) -> None:
+    """Touch strokes, sent as the touch events a phone's screen sends."""
+    cdp = page.context.new_cdp_session(page)
+    left, top = drawing_origin(page)
+    for stroke in STROKES[digit]:
+        for i, (x, y) in enumerate(stroke):
+            kind = "touchStart" if i == 0 else "touchMove"
+            cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": left + x, "y": top + y}]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    cdp.detach()
+
+
 def top_class(page: Page):
     return page.locator("#bars [data-testid='label-output-value']")
 
 
-def test_drawing_a_digit_shows_it_in_the_bars(page):
+def expect_read(page: Page, digit: str) -> None:
+    expect(top_class(page)).to_have_text(digit, timeout=READ_TIMEOUT)
+    article = "an" if digit == "8" else "a"
+    expect(page.locator("#verdict")).to_contain_text(f"It is {article} {digit}")
+
+
+def expect_cleared(page: Page) -> None:
+    expect(page.locator("#verdict")).to_have_text("Draw a digit.", timeout=15_000)
+    expect(top_class(page)).to_have_count(0)
+    expect(page.locator("#insides img")).to_have_count(0)
+
+
+def test_a_first_visitor_draws_at_once_without_picking_a_tool(page):
     draw(page, "3")
-    expect(top_class(page)).to_have_text("3", timeout=30_000)
-    expect(page.locator("#verdict")).to_contain_text("It is a 3")
+    expect_read(page, "3")
     page.screenshot(path=SCREENSHOTS / "draw.png", full_page=True)
 
+
+def test_clear_then_a_pause_then_another_digit_is_read(page):
+    draw(page, "3")
+    expect_read(page, "3")
     page.locator("#clear").click()
-    expect(page.locator("#verdict")).to_contain_text("Draw", timeout=15_000)
+    expect_cleared(page)
+    page.wait_for_timeout(3_000)  # people look at the empty canvas before they draw again
     draw(page, "7")
-    expect(top_class(page)).to_have_text("7", timeout=30_000)
+    expect_read(page, "7")
 
 
-def test_clicking_an_example_reads_it(page):
-    page.get_by_role("tab", name="Draw").click()
-    page.locator("#clear").click()
+def test_clear_three_times_in_a_row_then_draw(page):
+    draw(page, "2")
+    expect_read(page, "2")
+    for _ in range(3):
+        page.locator("#clear").click()
+        page.wait_for_timeout(500)
+    expect_cleared(page)
+    draw(page, "5")
+    expect_read(page, "5")
+
+
+def test_the_pads_own_trash_icon_then_draw_again(page):
+    draw(page, "1")
+    expect_read(page, "1")
+    page.locator('#canvas button[aria-label="Clear canvas"]').click()
+    page.wait_for_timeout(2_000)
+    draw(page, "4")
+    expect_read(page, "4")
+
+
+def test_an_example_click_then_clear_then_draw(page):
     page.locator(".gallery-item, [data-testid='example'], .example").nth(8).click()
-    expect(top_class(page)).to_have_text("8", timeout=30_000)
+    expect_read(page, "8")
     page.screenshot(path=SCREENSHOTS / "example.png", full_page=True)
+    page.locator("#clear").click()
+    expect_cleared(page)
+    draw(page, "0")
+    expect_read(page, "0")
 
 
 def test_uploading_a_photo_shows_it_in_the_bars(page):
     page.get_by_role("tab", name="Upload").click()
     page.locator("#upload input[type=file]").set_input_files(str(example_paths()[5]))
-    expect(top_class(page)).to_have_text("5", timeout=30_000)
+    expect_read(page, "5")
     page.screenshot(path=SCREENSHOTS / "upload.png", full_page=True)
+    page.locator("#clear").click()
+    expect_cleared(page)
+    expect(page.locator("#upload")).not_to_contain_text("digit_5.png")
 
 
 def settled_verdict(page: Page, quiet: float = 2.0, limit: float = 30.0) -> str:
@@ -90,16 +163,37 @@ def settled_verdict(page: Page, quiet: float = 2.0, limit: float = 30.0) -> str:
 
 
 def test_switching_networks_rereads_the_same_drawing(page):
-    page.get_by_role("tab", name="Draw").click()
-    page.locator("#clear").click()
     draw(page, "4")
-    expect(top_class(page)).to_have_text("4", timeout=30_000)
+    expect_read(page, "4")
     modern_verdict = settled_verdict(page)
     page.locator("#network").get_by_text("LeCun et al. 1998").click()
-    expect(page.locator("#verdict")).not_to_have_text(modern_verdict, timeout=30_000)
+    expect(page.locator("#verdict")).not_to_have_text(modern_verdict, timeout=READ_TIMEOUT)
     paper_verdict = settled_verdict(page)
     assert paper_verdict != modern_verdict and "It is a 4" in paper_verdict
     expect(top_class(page)).to_have_text("4")
     page.screenshot(path=SCREENSHOTS / "networks.png", full_page=True)
     page.locator("#network").get_by_text("Modern LeNet-5").click()
-    expect(page.locator("#verdict")).to_have_text(modern_verdict, timeout=30_000)
+    expect(page.locator("#verdict")).to_have_text(modern_verdict, timeout=READ_TIMEOUT)
+
+
+def test_switching_networks_mid_drawing_then_finishing_the_digit(page):
+    draw(page, "4", strokes=slice(0, 1))  # the open angle of a 4: not yet the digit
+    page.locator("#network").get_by_text("LeCun et al. 1998").click()
+    page.wait_for_timeout(1_000)
+    draw(page, "4", strokes=slice(1, None))  # its down stroke, after the switch
+    expect_read(page, "4")
+    assert "It is a 4" in settled_verdict(page)
+
+
+def test_a_phone_keeps_the_answer_under_the_canvas_and_reads_a_finger(browser, served_app):  # noqa: F811
+    page = visit(browser, served_app, PHONE)
+    try:
+        draw_with_a_finger(page, "7")
+        expect_read(page, "7")
+        canvas, verdict, bars = (page.locator(s).first.bounding_box() for s in ("#canvas", "#verdict", "#bars"))
+        examples, insides = (page.locator(s).first.bounding_box() for s in ("#examples", "#insides"))
+        assert canvas["y"] + canvas["height"] <= verdict["y"] < bars["y"] < min(examples["y"], insides["y"])
+        assert bars["y"] + bars["height"] - canvas["y"] < 2 * PHONE["viewport"]["height"]  # within reach
+        page.screenshot(path=SCREENSHOTS / "phone.png", full_page=True)
+    finally:
+        page.context.close()
