@@ -13,6 +13,7 @@ from huggingface_hub import HfApi, constants
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalTokenNotFoundError
 from huggingface_hub.utils import validate_repo_id
 
+from .hub_client import bound_hub_requests, one_line
 from .model import LeNet5
 from .report import PICTURES, build_model_card
 
@@ -26,6 +27,7 @@ class HubError(ValueError):
 
 def hub_username(token: str | None = None) -> str:
     """The account the token (or the saved login) belongs to; fails fast with how to log in."""
+    bound_hub_requests()
     try:
         return HfApi(token=token).whoami()["name"]
     except LocalTokenNotFoundError:
@@ -66,6 +68,7 @@ def publish(out_dir: Path, repo_id: str | None = None, private: bool = False, to
         build_model_card(metrics, repo_id).save(out_dir / "README.md")
     elif not (out_dir / "README.md").is_file():
         model.generate_model_card().save(out_dir / "README.md")
+    bound_hub_requests()
     api = HfApi(token=token)
     accuracy = f", MNIST test accuracy {metrics['test_accuracy']:.2%}" if metrics else ""
     try:
@@ -91,8 +94,3 @@ def read_metrics(out_dir: Path) -> dict | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise HubError(f"{path} is not valid JSON ({error}); retrain or delete it") from None
-
-
-def one_line(error: Exception) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-

@@ -10,8 +10,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
+import httpx2  # huggingface_hub's HTTP client: its errors are what an unreachable Hub raises
+from huggingface_hub import HfApi, constants
+from huggingface_hub.errors import (
+    HfHubHTTPError,
+    HFValidationError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
 
+from .hub_client import bound_hub_requests, one_line
 from .model import LABEL_NAMES, VARIANTS, LeNet5
 from .preprocessing import (
     ImageTooLargeError,
@@ -34,29 +43,48 @@ def load_model(source: str | Path | None = None, device: str | torch.device = "c
     an existing folder -> what save_pretrained wrote there; anything else -> a Hub repo id "OWNER/NAME".
 
     Raises:
-        ValueError: the source does not exist, cannot be reached, or holds weights that do not fit.
+        ValueError: for every source that cannot be loaded, with a one-line reason: it does not exist or
+            cannot be reached (every Hub request has a bounded time), its config.json is not a LeNet5's,
+            its weights are missing, pickled, damaged, do not fit, or are not finite.
     """
     source = VARIANTS[0] if source is None else source
     if str(source) in VARIANTS:
         if str(source) not in bundled_variants():
             raise ValueError(f"no bundled weights for variant {source!r}; bundled: {', '.join(bundled_variants())}")
         source = BUNDLED_DIR / str(source)
-    if not Path(source).is_dir() and str(source).count("/") != 1:
-        raise ValueError(
-            f"{str(source)!r} is neither a bundled variant ({', '.join(VARIANTS)}), a folder, nor a Hub repo id OWNER/NAME"
-        )
-    if Path(source).is_dir():
-        if not (Path(source) / "model.safetensors").is_file():
-            raise ValueError(f"{source} holds no model.safetensors: is it a folder written by save_pretrained?")
-        return LeNet5.from_pretrained(str(source), map_location=str(device)).to(device).eval()
+    if not Path(source).is_dir():
+        check_hub_repo(str(source), revision)
     try:
         return LeNet5.from_pretrained(str(source), revision=revision, map_location=str(device)).to(device).eval()
+    except ValueError as error:  # LeNet5's own checks, and a config.json that is not JSON
+        raise ValueError(f"cannot load {source}: {one_line(error)}") from None
+    except (HfHubHTTPError, LocalEntryNotFoundError, httpx2.HTTPError, OSError) as error:
+        raise ValueError(f"cannot load {source} from {hub_name()}: {one_line(error)}") from None
+
+
+def check_hub_repo(repo_id: str, revision: str | None) -> None:
+    """Fail in one request, within the bounded time, for a repo id that is malformed, missing or unreachable,
+    before the downloads (which retry each request several times) begin."""
+    if repo_id.count("/") != 1:
+        raise ValueError(f"{repo_id!r} is neither a bundled variant ({', '.join(VARIANTS)}), a folder, nor a Hub "
+                         "repo id OWNER/NAME")
+    bound_hub_requests()
+    try:
+        HfApi().model_info(repo_id, revision=revision)
     except HFValidationError:
-        raise ValueError(f"{str(source)!r} is neither a bundled variant, a folder, nor a Hub repo id OWNER/NAME") from None
-    except LocalEntryNotFoundError as error:
-        raise ValueError(f"cannot download {source} from the Hugging Face Hub (offline?): {error}") from None
+        raise ValueError(f"{repo_id!r} is neither a bundled variant, a folder, nor a Hub repo id OWNER/NAME") from None
+    except RepositoryNotFoundError:
+        raise ValueError(f"there is no model {repo_id} on {hub_name()}, or it is private and no token allows it") from None
+    except RevisionNotFoundError:
+        raise ValueError(f"{repo_id} on {hub_name()} has no revision {revision!r}") from None
     except HfHubHTTPError as error:
-        raise ValueError(f"cannot load {source} from the Hugging Face Hub: {error}") from None
+        raise ValueError(f"{hub_name()} refused {repo_id}: {one_line(error)}") from None
+    except httpx2.HTTPError as error:
+        raise ValueError(f"cannot reach {hub_name()} to load {repo_id} ({type(error).__name__}); offline?") from None
+
+
+def hub_name() -> str:
+    return "the Hugging Face Hub" if constants.ENDPOINT == "https://huggingface.co" else f"the Hub at {constants.ENDPOINT}"
 
 
 @lru_cache(maxsize=1)

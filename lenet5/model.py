@@ -13,7 +13,9 @@ from typing import Final
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from huggingface_hub import PyTorchModelHubMixin
+from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError
+from safetensors import SafetensorError
 
 from . import lecun1998
 
@@ -23,6 +25,11 @@ INPUT_SIZE = 28
 VARIANTS = ("modern", "lecun1998")
 TIMM_ARCHITECTURES = {"modern": "lenet5", "lecun1998": "lenet5_lecun1998"}
 LABEL_NAMES = [str(digit) for digit in range(10)]
+WEIGHTS_FILE = "model.safetensors"
+# Bounds a config.json is checked against before anything is allocated: a head for 10**9 classes would ask
+# for 336 GB. ImageNet-21k's 21,841 classes fit comfortably.
+MAX_CLASSES = 100_000
+MAX_IN_CHANS = 1024
 MODEL_CARD_TEMPLATE = (Path(__file__).parent / "model_card.md").read_text(encoding="utf-8")
 
 
@@ -137,8 +144,8 @@ class LeNet5(
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"unknown LeNet5 variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-        check_count("num_classes", num_classes, minimum=0)
-        check_count("in_chans", in_chans, minimum=1)
+        check_count("num_classes", num_classes, 0, MAX_CLASSES)
+        check_count("in_chans", in_chans, 1, MAX_IN_CHANS)
         if global_pool not in POOL_TYPES:
             raise ValueError(f"global_pool must be one of {POOL_TYPES} (F6 is 1x1: each is a flatten), got {global_pool!r}")
         size = tuple(img_size) if isinstance(img_size, (tuple, list)) else (img_size, img_size)
@@ -224,7 +231,7 @@ class LeNet5(
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """A new head for `num_classes` (0: none), on the device and in the dtype of the network."""
-        check_count("num_classes", num_classes, minimum=0)
+        check_count("num_classes", num_classes, 0, MAX_CLASSES)
         if global_pool is not None:
             if global_pool not in POOL_TYPES:
                 raise ValueError(f"global_pool must be one of {POOL_TYPES}, got {global_pool!r}")
@@ -253,23 +260,43 @@ class LeNet5(
         (save_directory / "config.json").write_text(config + "\n", encoding="utf-8")
 
     @classmethod
-    def _from_pretrained(cls, *, strict: bool = True, **kwargs) -> "LeNet5":
-        # The mixin loads with strict=False by default, which would leave renamed or missing layers at
-        # their random initial values without a word. A checkpoint that does not fit must fail loudly.
+    def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir, force_download: bool,
+                         local_files_only: bool, token, map_location: str = "cpu", strict: bool = True,
+                         **model_kwargs) -> "LeNet5":
+        """The mixin's loader, stricter: config values are checked before any weight is allocated, only
+        safetensors are read (a pickle is never unpickled), and weights that do not fit or are not finite
+        raise ValueError. The mixin loads with strict=False by default, which would leave renamed or
+        missing layers at their random initial values without a word."""
         try:
-            model = super()._from_pretrained(strict=strict, **kwargs)
+            model = cls(**model_kwargs)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"config.json of {model_id} does not describe a LeNet5: {error}") from None
+        if Path(model_id).is_dir():
+            weights = Path(model_id) / WEIGHTS_FILE
+            if not weights.is_file():
+                raise ValueError(f"{model_id} holds no {WEIGHTS_FILE}: is it a folder written by save_pretrained?")
+        else:
+            try:
+                weights = hf_hub_download(model_id, WEIGHTS_FILE, revision=revision, cache_dir=cache_dir, token=token,
+                                          force_download=force_download, local_files_only=local_files_only)
+            except EntryNotFoundError:
+                raise ValueError(f"{model_id} holds no {WEIGHTS_FILE} (pickled weights are never loaded)") from None
+        try:
+            cls._load_as_safetensor(model, str(weights), map_location, strict)
+        except SafetensorError as error:
+            raise ValueError(f"{WEIGHTS_FILE} of {model_id} is not a readable safetensors file: {error}") from None
         except RuntimeError as error:
             reason = " ".join(str(error).split())
-            raise ValueError(f"weights of {kwargs['model_id']} do not fit LeNet5: {reason}") from error
+            raise ValueError(f"weights of {model_id} do not fit LeNet5: {reason}") from None
         broken = [name for name, t in model.state_dict().items() if t.is_floating_point() and not t.isfinite().all()]
         if broken:
-            raise ValueError(f"weights of {kwargs['model_id']} hold NaN or infinite values ({', '.join(broken[:3])})")
+            raise ValueError(f"weights of {model_id} hold NaN or infinite values ({', '.join(broken[:3])})")
         return model
 
 
-def check_count(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be a whole number of at least {minimum}, got {value!r}")
+def check_count(name: str, value: object, minimum: int, maximum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be a whole number from {minimum} to {maximum:,}, got {value!r}")
 
 
 def stage_indices(indices: int | list[int] | None, count: int) -> list[int]:

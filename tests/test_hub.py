@@ -3,16 +3,21 @@
 import json
 import os
 import shlex
+import socket
 import subprocess
 import sys
+import time
+import uuid
 
 import pytest
 import timm
 import torch
-from huggingface_hub import HfApi, ModelCard
+from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, constants
+from huggingface_hub.utils import set_client_factory
 from safetensors.torch import load_file, save_file
 
-from lenet5 import LeNet5, load_model
+from lenet5 import LeNet5, hub_client, load_model
+from lenet5.hub import HubError, hub_username, publish
 
 from conftest import REPO
 
@@ -127,5 +132,88 @@ def test_a_renamed_key_on_the_hub_fails_to_load(hub, tmp_path):
 
 
 def test_missing_repo_gives_a_clear_error(hub):
-    with pytest.raises(ValueError, match="cannot load tester/nothing-here from the Hugging Face Hub"):
+    with pytest.raises(ValueError, match=r"^there is no model tester/nothing-here on the Hub at http\S+, or it is"):
         load_model("tester/nothing-here")
+
+
+def upload(repo_id: str, files: dict[str, bytes]) -> str:
+    """A new repo holding these files (a new name each time: the download cache keys on the commit id)."""
+    repo_id = f"{repo_id}-{uuid.uuid4().hex[:8]}"
+    HfApi().create_repo(repo_id)
+    HfApi().create_commit(repo_id, [CommitOperationAdd(name, data) for name, data in files.items()], commit_message="up")
+    return repo_id
+
+
+def good_files(tmp_path) -> dict[str, bytes]:
+    LeNet5().save_pretrained(tmp_path / "good")
+    return {name: (tmp_path / "good" / name).read_bytes() for name in ("config.json", "model.safetensors")}
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"num_classes": "ten"}, "num_classes must be a whole number"),
+    ({"num_classes": 10.5}, "num_classes must be a whole number"),
+    ({"num_classes": [10]}, "num_classes must be a whole number"),
+    ({"num_classes": 10**9}, "num_classes must be a whole number from 0 to 100,000"),  # refused before 336 GB
+    ({"in_chans": 10**9}, "in_chans must be a whole number"),
+    ({"variant": {"a": 1}}, "unknown LeNet5 variant"),
+    ({"drop_rate": "high"}, "does not describe a LeNet5"),
+])
+def test_every_bad_config_value_is_one_value_error(hub, tmp_path, change, reason):
+    files = good_files(tmp_path)
+    config = {**json.loads(files["config.json"]), **change}
+    repo_id = upload("tester/bad-config", {**files, "config.json": json.dumps(config).encode()})
+    with pytest.raises(ValueError, match=reason) as caught:
+        load_model(repo_id)
+    assert "\n" not in str(caught.value) and repo_id in str(caught.value)
+
+
+@pytest.mark.parametrize("files, reason", [
+    ({"model.safetensors": b"garbage, not tensors"}, "not a readable safetensors file"),
+    ({"model.safetensors": None, "pytorch_model.bin": b"\x80\x04pickled"}, r"holds no model.safetensors \(pickled"),
+    ({"config.json": b"{not json"}, "cannot load tester/bad-weights"),
+])
+def test_bad_or_pickled_weights_are_one_value_error_and_nothing_is_unpickled(hub, tmp_path, files, reason):
+    good = good_files(tmp_path)
+    repo_id = upload("tester/bad-weights", {name: data for name, data in {**good, **files}.items() if data is not None})
+    with pytest.raises(ValueError, match=reason) as caught:
+        load_model(repo_id)
+    assert "\n" not in str(caught.value)
+
+
+def test_nan_weights_on_the_hub_are_refused(hub, tmp_path):
+    model = LeNet5()
+    with torch.no_grad():
+        model.features.f6.weight[0, 0] = float("nan")
+    model.save_pretrained(tmp_path / "nan")
+    repo_id = upload("tester/nan", {name: (tmp_path / "nan" / name).read_bytes() for name in ("config.json", "model.safetensors")})
+    with pytest.raises(ValueError, match="NaN or infinite values.*f6.weight"):
+        load_model(repo_id)
+
+
+@pytest.fixture
+def silent_hub(monkeypatch):
+    """A server on 127.0.0.1 that accepts every connection and never answers, with the Hub client's read
+    timeout cut to 2 s so that the test waits seconds, not the real bound."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    monkeypatch.setattr(hub_client, "READ_SECONDS", 2)
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    set_client_factory(hub_client.bounded_client)
+    try:
+        yield
+    finally:
+        listener.close()
+        set_client_factory(hub_client.bounded_client)
+
+
+def test_a_hub_that_never_answers_gives_one_line_in_bounded_time(silent_hub, tmp_path):
+    start = time.monotonic()
+    with pytest.raises(ValueError, match=r"cannot reach the Hub at \S+ to load tester/x \(ReadTimeout\); offline\?"):
+        load_model("tester/x")
+    with pytest.raises(HubError, match="cannot reach the Hugging Face Hub"):
+        hub_username()
+    LeNet5().save_pretrained(tmp_path)
+    with pytest.raises(HubError, match="timed out|cannot reach"):
+        publish(tmp_path, "tester/x")
+    assert time.monotonic() - start < 30

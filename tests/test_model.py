@@ -48,9 +48,9 @@ def test_model_normalises_mnist_pixels_itself(mnist):
 def test_bad_config_is_rejected_clearly():
     with pytest.raises(ValueError, match="unknown LeNet5 variant 'resnet'"):
         LeNet5(variant="resnet")
-    with pytest.raises(ValueError, match="num_classes must be a whole number of at least 0, got -1"):
+    with pytest.raises(ValueError, match="num_classes must be a whole number from 0 to 100,000, got -1"):
         LeNet5(num_classes=-1)
-    with pytest.raises(ValueError, match="in_chans must be a whole number of at least 1, got 0"):
+    with pytest.raises(ValueError, match="in_chans must be a whole number from 1 to 1,024, got 0"):
         LeNet5(in_chans=0)
     with pytest.raises(ValueError, match="reads 28x28 digits"):
         LeNet5(img_size=32)
