@@ -9,98 +9,137 @@
 
 import argparse
 import shlex
+import shutil
 import sys
+import tempfile
+from dataclasses import fields
 from pathlib import Path
 
 from lenet5.data import load_mnist
 from lenet5.hub import hub_username, publish, resolve_repo_id
-from lenet5.model import VARIANTS
-from lenet5.report import build_metrics, save_run
+from lenet5.report import PICTURES, build_metrics, save_run
 from lenet5.training import (
+    DEVICES,
     FAST_RECIPE,
-    OPTIMIZERS,
-    SCHEDULES,
     TrainConfig,
     Trainer,
     default_config,
     evaluate,
     format_epoch,
+    is_finished,
     load_checkpoint,
     resolve_device,
 )
 
+MIN_FREE_BYTES = 50 * 2**20  # a run writes about 2 MB; less free space than this means a full disk soon
+RUN_FILES = ("config.json", "README.md", "metrics.json", *PICTURES)  # what save_run writes beside the weights
+
 MODERN, LECUN = default_config("modern"), default_config("lecun1998")
+PUBLISHING = ("push", "repo_id", "private")
 
 
 def recipe_default(name: str) -> str:
     """The help text's default: the same for both variants, or each variant's own."""
+    if name == "variant":
+        return f"(default: {MODERN.variant})"
     modern, lecun = (f"{v:g}" if isinstance(v, float) else str(v) for v in (getattr(MODERN, name), getattr(LECUN, name)))
     return f"(default: {modern})" if modern == lecun else f"(default: {modern}; lecun1998: {lecun})"
 
 
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--variant", choices=VARIANTS, default="modern",
-                   help="modern (ReLU, BatchNorm) or lecun1998 (the paper's network) (default: %(default)s)")
+    # allow_abbrev=False: `--pu` must not quietly mean --push
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)
+    for recipe_field in fields(TrainConfig):  # the recipe's flags, help and defaults come from TrainConfig
+        name, about = recipe_field.name, recipe_field.metadata
+        if recipe_field.type is bool:
+            p.add_argument(flag("no_" + name), dest=name, action="store_false", default=None,
+                           help=f"turn off: {about['help']}")
+        else:
+            p.add_argument(flag(name), type=recipe_field.type, choices=about["choices"],
+                           help=f"{about['help']} {recipe_default(name)}".replace("%", "%%"))
     p.add_argument("--fast", action="store_true",
                    help="the quickest recipe to 99%%: 2 epochs on all 60,000 digits, no augmentation, no EMA, "
                         "no validation (flags given with it still win)")
-    p.add_argument("--epochs", type=int, help=f"passes over the data {recipe_default('epochs')}")
-    p.add_argument("--batch-size", type=int, help=recipe_default("batch_size"))
-    p.add_argument("--optimizer", choices=OPTIMIZERS,
-                   help=f"sgd (Nesterov momentum) or adam (AdamW) {recipe_default('optimizer')}")
-    p.add_argument("--lr", type=float, help=f"peak learning rate {recipe_default('lr')}")
-    p.add_argument("--schedule", choices=SCHEDULES,
-                   help="onecycle: warm up, then anneal; plateau: halve the rate when validation accuracy "
-                        f"stalls {recipe_default('schedule')}")
-    p.add_argument("--weight-decay", type=float, help=recipe_default("weight_decay"))
-    p.add_argument("--label-smoothing", type=float, help=recipe_default("label_smoothing"))
-    p.add_argument("--ema-decay", type=float, help=f"0 turns EMA off {recipe_default('ema_decay')}")
-    p.add_argument("--no-augment", action="store_true", help="train on the digits as they are")
-    p.add_argument("--val-size", type=int,
-                   help=f"training images held out for validation; 0 trains on all 60,000 {recipe_default('val_size')}")
-    p.add_argument("--patience", type=int,
-                   help="stop when validation accuracy has not improved for this many epochs, keeping the best "
-                        f"epoch's weights; 0: never {recipe_default('patience')}")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="stop cleanly once this much training time is used up: the epoch in progress is cut short, "
                         "validated and saved like any other, and --resume can continue the run")
-    p.add_argument("--seed", type=int, help=recipe_default("seed"))
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                   help="auto uses CUDA when present (default: %(default)s)")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="auto uses CUDA when present (default: %(default)s)")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="where MNIST is read from or downloaded to (default: $LENET5_DATA, else ~/.cache/lenet5)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: outputs/lenet5-VARIANT)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run whose checkpoint is in --out, with the settings it was started with")
+                   help="continue (or finish saving) the run whose checkpoint is in --out, with its own settings")
+    p.add_argument("--overwrite", action="store_true", help="start over in an --out that holds another run")
     p.add_argument("--push", action="store_true",
                    help="publish the trained model on the Hugging Face Hub (the login is checked before training)")
     p.add_argument("--repo-id", default=None, help="Hub repo for --push (default: YOUR_NAME/lenet5-mnist)")
     p.add_argument("--private", action="store_true", help="with --push: create the repo as private")
     args = p.parse_args(argv)
-    args.out = args.out or Path("outputs") / f"lenet5-{args.variant}"
+    if (args.repo_id or args.private) and not args.push:
+        p.error("--repo-id and --private only take effect with --push: add --push to publish")
+    if args.resume and args.overwrite:
+        p.error("--resume continues the run in --out and --overwrite replaces it: choose one")
+    args.out = args.out or Path("outputs") / f"lenet5-{args.variant or 'modern'}"
     return args
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The variant's recipe with every flag the user gave put over it."""
-    fields = ("epochs", "batch_size", "optimizer", "lr", "schedule", "weight_decay", "label_smoothing", "ema_decay",
-              "val_size", "patience", "seed")
     overrides = dict(FAST_RECIPE) if args.fast else {}
-    overrides.update({name: getattr(args, name) for name in fields if getattr(args, name) is not None})
-    if args.no_augment:
-        overrides["augment"] = False
-    return default_config(args.variant, **overrides)
+    overrides.update({f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None})
+    return default_config(**overrides)
+
+
+def reproduce_command(config: TrainConfig) -> str:
+    """The train.py command that makes this recipe again (written from the config: it trains, never pushes)."""
+    words = ["python", "train.py"]
+    base = default_config(config.variant)
+    for recipe_field in fields(TrainConfig):
+        value = getattr(config, recipe_field.name)
+        if recipe_field.name == "variant" and value != "modern":
+            words += [flag("variant"), value]
+        elif recipe_field.type is bool and value != getattr(base, recipe_field.name):
+            words.append(flag("no_" + recipe_field.name))
+        elif recipe_field.name != "variant" and value != getattr(base, recipe_field.name):
+            words += [flag(recipe_field.name), f"{value:g}" if isinstance(value, float) else str(value)]
+    return shlex.join(words)
+
+
+def prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
+    """Check, before any training, that the run can be written to `out` and will not mix with another run."""
+    saved = [name for name in ("checkpoint.pt", "model.safetensors") if (out / name).exists()]
+    if saved and not resume and not overwrite:
+        raise ValueError(f"{out} already holds a run ({', '.join(saved)}): --resume continues it, --overwrite "
+                         "starts over, or choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        raise ValueError(f"cannot write to {out}: {error.strerror or error}") from None
+    free = shutil.disk_usage(out).free
+    if free < MIN_FREE_BYTES:
+        raise ValueError(f"only {free / 2**20:.0f} MB free where {out} is: a run needs {MIN_FREE_BYTES // 2**20} MB")
+    if overwrite:
+        for name in (*saved, *RUN_FILES):
+            (out / name).unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     checkpoint = args.out / "checkpoint.pt"
     try:
-        repo_id = resolve_repo_id(args.repo_id, hub_username(), args.variant) if args.push else None
+        repo_id = resolve_repo_id(args.repo_id, hub_username(), args.variant or "modern") if args.push else None
+        prepare_out(args.out, args.resume, args.overwrite)
         device = resolve_device(args.device)
         state = load_checkpoint(checkpoint, device) if args.resume else None
+        if state and is_finished(state) and (args.out / "model.safetensors").is_file():
+            raise ValueError(f"nothing to resume: the run in {args.out} is finished and saved there")
         config = TrainConfig(**state["config"]) if state else config_from_args(args)
         data = load_mnist(args.data_dir, config.val_size, device)
         trainer = Trainer.from_state(state, data, device) if state else Trainer(config, data, device)
@@ -111,32 +150,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"training LeNet-5 ({config.variant}) on {len(data.train):,} MNIST digits, device {device}")
         result = trainer.run(checkpoint, time_budget=args.time_budget)
         test = evaluate(result.model, data.test)
-        command = shlex.join(["python", "train.py", *training_args(argv)])
-        metrics = build_metrics(result, test, device, len(data.train), len(data.val), command)
+        metrics = build_metrics(result, test, device, len(data.train), len(data.val), reproduce_command(config))
         written = save_run(args.out, result, data.test, test, metrics)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\ninterrupted; finished epochs are saved: python train.py --resume --out {args.out}", file=sys.stderr)
+        print(f"\ninterrupted; finished epochs are saved, and this finishes the run: "
+              f"python train.py --resume --out {shlex.quote(str(args.out))}", file=sys.stderr)
         return 130
     print(f"test accuracy {test.accuracy:.2%} ({test.errors} errors of {len(test.labels):,}), "
           f"{metrics['params']:,} parameters, {result.seconds:.1f} s of training on {device}")
     print(f"saved to {args.out}/: " + ", ".join(path.name for path in written))
     return push(args.out, repo_id, args.private) if repo_id else 0
-
-
-def training_args(argv: list[str]) -> list[str]:
-    """The command line without its publishing flags: the card's reproduce command trains, it does not push."""
-    kept, skip = [], False
-    for arg in argv:
-        if skip or arg in ("--push", "--private") or arg.startswith("--repo-id="):
-            skip = False
-            continue
-        skip = arg == "--repo-id"
-        if not skip:
-            kept.append(arg)
-    return kept
 
 
 def push(out: Path, repo_id: str, private: bool) -> int:

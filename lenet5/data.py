@@ -58,8 +58,10 @@ def read_mnist(data_dir: str | Path | None = None, train: bool = True, download:
     except (RuntimeError, AssertionError, OSError, ValueError) as error:
         missing = [name for name in MNIST_FILES if not (raw / name).is_file()]
         if missing:
-            raise ValueError(f"MNIST is not in {raw} (missing {', '.join(missing)}) and could not be downloaded: "
-                             f"{' '.join(str(error).split())}") from error
+            reason = " ".join(str(error).split()[:20])
+            raise ValueError(f"MNIST is not in {raw} (missing {', '.join(missing)}) and could not be downloaded "
+                             f"({reason}); offline, point {DATA_ENV} or --data-dir at a folder that holds "
+                             "MNIST/raw/") from error
         raise ValueError(f"the MNIST files in {raw} are damaged ({error!r}); delete them to download afresh") from error
     if dataset.data.dtype != torch.uint8 or tuple(dataset.data.shape[1:]) != (28, 28):
         raise ValueError(f"MNIST in {raw} has images of {tuple(dataset.data.shape)}, expected [N, 28, 28] uint8")

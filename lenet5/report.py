@@ -188,6 +188,12 @@ def plot_misclassified(test: Split, evaluation: Evaluation, path: Path, limit: i
     plt.close(fig)
 
 
+def current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def save_run(
     out_dir: Path,
     result: TrainResult,
@@ -197,6 +203,8 @@ def save_run(
 ) -> list[Path]:
     """Write weights, config.json, README.md (card), metrics.json and the pictures into out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(".saving-*"):  # left by a save that was killed half way
+        shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=out_dir))
     try:
         build_model_card(metrics, location=str(out_dir)).save(staging / "README.md")
@@ -206,7 +214,9 @@ def save_run(
         plot_confusion_matrix(confusion_matrix(test_eval), staging / PICTURES[1])
         plot_misclassified(test, test_eval, staging / PICTURES[2])
         written = []
+        mode = 0o666 & ~current_umask()  # what any new file gets: safetensors writes its file 0600
         for file in sorted(staging.iterdir()):
+            file.chmod(mode)
             os.replace(file, out_dir / file.name)
             written.append(out_dir / file.name)
         return written

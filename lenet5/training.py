@@ -17,26 +17,35 @@ from .model import VARIANTS, LeNet5
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("onecycle", "plateau")
+DEVICES = ("auto", "cpu", "cuda")
 PLATEAU_FACTOR, PLATEAU_PATIENCE = 0.5, 2  # the plateau schedule halves the rate after 2 flat epochs
+
+
+def option(default, help: str, choices: tuple[str, ...] | None = None):
+    """A TrainConfig field with what its command-line flag says about it."""
+    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass
 class TrainConfig:
     """Everything that decides what a run learns; saved in checkpoints so --resume continues the same run."""
 
-    variant: str = "modern"
-    epochs: int = 30
-    batch_size: int = 256
-    optimizer: str = "sgd"  # SGD with Nesterov momentum 0.9, or "adam" (AdamW: decoupled weight decay)
-    lr: float = 0.1  # peak learning rate of the one-cycle schedule, starting rate of the plateau one
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
-    ema_decay: float = 0.999  # 0 turns the weight average off
-    augment: bool = True  # random shift, rotation, scale and stroke width of every training batch
-    val_size: int = 5000  # training images held out for validation (a fixed split, whatever the seed)
-    seed: int = 0
-    schedule: str = "onecycle"  # or "plateau": halve the rate when validation accuracy stops improving
-    patience: int = 0  # stop after this many epochs without a better validation accuracy; 0: never
+    # Each field is also a flag of train.py (--batch-size for batch_size): its help is written here, once.
+    variant: str = option("modern", "modern (ReLU, BatchNorm) or lecun1998 (the paper's network)", VARIANTS)
+    epochs: int = option(30, "passes over the data")
+    batch_size: int = option(256, "digits per training step")
+    optimizer: str = option("sgd", "sgd (Nesterov momentum 0.9) or adam (AdamW: decoupled weight decay)", OPTIMIZERS)
+    lr: float = option(0.1, "peak learning rate of the one-cycle schedule, starting rate of the plateau one")
+    weight_decay: float = option(5e-4, "L2 weight decay")
+    label_smoothing: float = option(0.1, "label smoothing of the cross-entropy")
+    ema_decay: float = option(0.999, "decay of the weights' moving average; 0 turns it off")
+    augment: bool = option(True, "random shift, rotation, scale and stroke width of every training batch")
+    val_size: int = option(5000, "training images held out for validation (a fixed split); 0 trains on all 60,000")
+    seed: int = option(0, "random seed")
+    schedule: str = option("onecycle", "onecycle: warm up, then anneal; plateau: halve the rate when validation "
+                           "accuracy stalls", SCHEDULES)
+    patience: int = option(0, "stop when validation accuracy has not improved for this many epochs, keeping the "
+                           "best epoch's weights; 0: never")
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -115,10 +124,10 @@ class TrainResult:
 
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' picks CUDA when present, else the CPU; asking for CUDA without a GPU is an error."""
+    if name not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for, but PyTorch sees no CUDA GPU here; use --device cpu")
     return torch.device(name)
@@ -311,8 +320,15 @@ class Trainer:
         """Write the checkpoint beside its final name, then rename: a crash never leaves half a file."""
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".partial")
-        torch.save(self.state_dict(), partial)
-        os.replace(partial, path)
+        try:
+            torch.save(self.state_dict(), partial)
+            os.replace(partial, path)
+        except (OSError, RuntimeError) as error:  # a full disk reaches torch.save's writer as a RuntimeError
+            if partial.is_file():
+                partial.unlink()
+            reason = " ".join(str(error).split()[:12])
+            raise ValueError(f"cannot write the checkpoint {path} (disk full or read-only?): {reason}; "
+                             f"the last good checkpoint is kept") from None
 
     @classmethod
     def from_state(cls, state: dict, data: MNISTData, device: torch.device) -> "Trainer":
@@ -341,11 +357,12 @@ def load_checkpoint(path: Path, device: torch.device) -> dict:
     missing = CHECKPOINT_KEYS - set(state) if isinstance(state, dict) else CHECKPOINT_KEYS
     if missing:
         raise ValueError(f"cannot resume: {path} is not a lenet5 training checkpoint (missing {sorted(missing)})")
-    if state["epoch"] >= state["config"]["epochs"]:
-        raise ValueError(f"nothing to resume: the run in {path} already finished its {state['epoch']} epochs")
-    if state["stopped"]:
-        raise ValueError(f"nothing to resume: the run in {path} stopped early ({state['stopped']})")
     return state
+
+
+def is_finished(state: dict) -> bool:
+    """Whether a checkpoint's run has trained all it will: what is left is to evaluate and save it."""
+    return state["epoch"] >= state["config"]["epochs"] or bool(state["stopped"])
 
 
 def format_epoch(stats: EpochStats, epochs: int) -> str:

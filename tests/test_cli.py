@@ -1,9 +1,11 @@
 """train.py and `python -m lenet5` as a user runs them: in a subprocess, from the repository root."""
 
+import dataclasses
 import json
 import subprocess
 import sys
 
+import pytest
 import torch
 from huggingface_hub import ModelCard
 
@@ -40,6 +42,77 @@ def test_one_epoch_gives_a_real_classifier_and_every_artifact(tmp_path, data_dir
     again = run("train.py", "--resume", "--out", str(out))
     assert again.returncode == 2
     assert "nothing to resume" in again.stderr and "Traceback" not in again.stderr
+    modes = {(out / name).stat().st_mode & 0o777 for name in ARTIFACTS - {"checkpoint.pt"}}
+    assert len(modes) == 1  # every file of the run shares one mode (safetensors alone used to write 0600)
+
+
+QUICK = ("--epochs", "1", "--val-size", "50000", "--batch-size", "512", "--no-augment")  # 10,000 digits, seconds
+
+
+def test_a_run_stopped_after_its_last_epoch_is_finished_by_resume(tmp_path, data_dir):
+    # kill -9 after the last checkpoint, during the saving: the checkpoint and a half-filled staging folder.
+    out = tmp_path / "run"
+    first = run("train.py", *QUICK, "--seed", "3", "--data-dir", str(data_dir), "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    for path in out.iterdir():
+        if path.name != "checkpoint.pt":
+            path.unlink()
+    (out / ".saving-killed").mkdir()
+    (out / ".saving-killed" / "model.safetensors").write_bytes(b"half")
+    finished = run("train.py", "--resume", "--out", str(out), "--data-dir", str(data_dir))
+    assert finished.returncode == 0, finished.stderr
+    assert {p.name for p in out.iterdir()} == ARTIFACTS  # nothing half-written left over
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs"] == 1 and metrics["config"]["seed"] == 3
+    # The card's command is the run's own recipe, written from its config: not `--resume`, never a push.
+    assert metrics["command"] == "python train.py --epochs 1 --batch-size 512 --no-augment --val-size 50000 --seed 3"
+
+
+def test_a_folder_holding_a_run_is_never_overwritten_unasked(tmp_path, data_dir):
+    out = tmp_path / "run"
+    assert run("train.py", *QUICK, "--data-dir", str(data_dir), "--out", str(out)).returncode == 0
+    before = (out / "checkpoint.pt").read_bytes()
+    again = run("train.py", *QUICK, "--data-dir", str(data_dir), "--out", str(out))
+    assert again.returncode == 2 and "already holds a run" in again.stderr and "--overwrite" in again.stderr
+    assert (out / "checkpoint.pt").read_bytes() == before
+    fresh = run("train.py", *QUICK, "--seed", "1", "--overwrite", "--data-dir", str(data_dir), "--out", str(out))
+    assert fresh.returncode == 0, fresh.stderr
+    assert json.loads((out / "metrics.json").read_text())["config"]["seed"] == 1
+
+
+def test_where_the_run_writes_is_checked_before_training(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    blocked = run("train.py", "--out", str(tmp_path / "a-file" / "run"))
+    assert blocked.returncode == 2 and "Traceback" not in blocked.stderr
+    assert blocked.stderr.startswith(f"error: cannot write to {tmp_path / 'a-file' / 'run'}")
+    assert "training LeNet-5" not in blocked.stdout
+
+
+def test_publishing_flags_without_push_and_abbreviations_are_refused(tmp_path):
+    for args in (["--repo-id", "me/x"], ["--private"]):
+        refused = run("train.py", *args, "--out", str(tmp_path))
+        assert refused.returncode == 2 and "only take effect with --push" in refused.stderr
+    abbreviated = run("train.py", "--pu", "--repo", "me/x", "--out", str(tmp_path))
+    assert abbreviated.returncode == 2 and "unrecognized arguments: --pu --repo me/x" in abbreviated.stderr
+
+
+def test_offline_without_mnist_says_how_to_point_at_a_copy(tmp_path):
+    import lenet5.data
+
+    with pytest.raises(ValueError, match="offline, point LENET5_DATA or --data-dir at a folder"):
+        lenet5.data.read_mnist(tmp_path, download=False)
+
+
+def test_every_recipe_field_is_a_flag_with_its_help():
+    import train
+    from lenet5.training import TrainConfig
+
+    help_text = " ".join(run("train.py", "--help").stdout.split())
+    for recipe_field in dataclasses.fields(TrainConfig):
+        name = ("--no-" if recipe_field.type is bool else "--") + recipe_field.name.replace("_", "-")
+        assert name in help_text and " ".join(recipe_field.metadata["help"].split()[:4]) in help_text
+    config = train.config_from_args(train.parse_args(["--variant", "lecun1998", "--epochs", "3", "--no-augment"]))
+    assert train.reproduce_command(config) == "python train.py --variant lecun1998 --epochs 3 --no-augment"
 
 
 def test_user_mistakes_get_one_line_errors(tmp_path):

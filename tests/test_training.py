@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lenet5.data import MNIST_FILES, MNISTData, load_mnist, random_affine, to_float
-from lenet5.training import TrainConfig, Trainer, default_config, evaluate, load_checkpoint, resolve_device
+from lenet5.training import TrainConfig, Trainer, default_config, evaluate, is_finished, load_checkpoint, resolve_device
 
 CPU = torch.device("cpu")
 
@@ -49,9 +49,19 @@ def test_checkpoint_problems_are_reported_clearly(mnist, tmp_path):
         load_checkpoint(tmp_path / "other.pt", CPU)
     data = small(mnist, train=256, val=64)
     Trainer(TrainConfig(epochs=1, batch_size=128), data, CPU).run(tmp_path / "done.pt", progress=False)
-    with pytest.raises(ValueError, match="already finished"):
-        load_checkpoint(tmp_path / "done.pt", CPU)
+    assert is_finished(load_checkpoint(tmp_path / "done.pt", CPU))  # --resume saves it (train.py)
     assert not list(tmp_path.glob("*.partial"))  # checkpoints are written whole or not at all
+
+
+def test_a_checkpoint_that_cannot_be_written_is_one_error_and_the_last_one_survives(mnist, tmp_path):
+    data = small(mnist, train=256, val=64)
+    trainer = Trainer(TrainConfig(epochs=2, batch_size=128), data, CPU)
+    trainer.run(tmp_path / "run.pt", progress=False, until_epoch=1)
+    good = (tmp_path / "run.pt").read_bytes()
+    (tmp_path / "run.pt.partial").mkdir()  # where the next checkpoint would be written cannot take a file
+    with pytest.raises(ValueError, match="cannot write the checkpoint .*the last good checkpoint is kept"):
+        trainer.run(tmp_path / "run.pt", progress=False)
+    assert (tmp_path / "run.pt").read_bytes() == good
 
 
 @pytest.mark.parametrize(
@@ -79,8 +89,10 @@ def test_patience_stops_a_stalled_run_and_keeps_its_best_epoch(mnist, tmp_path):
     best = max(h.val_acc for h in result.history)
     assert evaluate(result.model, data.val).accuracy == pytest.approx(best)
     assert [h.val_acc for h in result.history].index(best) + 1 == trainer.best["epoch"]
-    with pytest.raises(ValueError, match="stopped early"):
-        load_checkpoint(tmp_path / "run.pt", CPU)
+    state = load_checkpoint(tmp_path / "run.pt", CPU)
+    assert is_finished(state)  # nothing left to train: --resume evaluates and saves the best epoch's weights
+    resumed = Trainer.from_state(state, data, CPU).run(progress=False)
+    assert evaluate(resumed.model, data.val).accuracy == pytest.approx(best)
 
 
 def test_plateau_schedule_halves_the_rate_when_validation_stalls(mnist):
@@ -119,7 +131,7 @@ def test_device_choice():
     else:
         with pytest.raises(ValueError, match="sees no CUDA GPU"):
             resolve_device("cuda")
-    with pytest.raises(ValueError, match="auto, cpu or cuda"):
+    with pytest.raises(ValueError, match="one of auto, cpu, cuda"):
         resolve_device("tpu")
 
 
