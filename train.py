@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         prepare_out(args.out, args.resume, args.overwrite)
         device = resolve_device(args.device)
         state = load_checkpoint(checkpoint, device) if args.resume else None
-        if state and is_finished(state) and (args.out / "model.safetensors").is_file():
+        if state and is_finished(state) and all((args.out / name).is_file() for name in ("model.safetensors", *RUN_FILES)):
             raise ValueError(f"nothing to resume: the run in {args.out} is finished and saved there")
         config = TrainConfig(**state["config"]) if state else config_from_args(args)
         data = load_mnist(args.data_dir, config.val_size, device)
@@ -167,12 +167,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def push(out: Path, repo_id: str, private: bool) -> int:
     """Publish a saved run; on failure keep everything and say how to publish it without retraining."""
+    retry = shlex.join(["python", "-m", "lenet5", "push", str(out), "--repo-id", repo_id, *(["--private"] * private)])
     try:
         url = publish(out, repo_id, private=private)
-    except ValueError as error:
-        retry = shlex.join(["python", "-m", "lenet5", "push", str(out), "--repo-id", repo_id, *(["--private"] * private)])
-        print(f"error: publishing failed: {error}\n"
-              f"the trained model is saved in {out}/; publish it without retraining:\n  {retry}", file=sys.stderr)
+    except (ValueError, KeyboardInterrupt) as error:
+        reason = "interrupted" if isinstance(error, KeyboardInterrupt) else f"publishing failed: {error}"
+        print(f"error: {reason}\nthe trained model is saved in {out}/; publish it without retraining:\n  {retry}",
+              file=sys.stderr)
         return 1
     print(f"published to {url}")
     return 0

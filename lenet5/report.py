@@ -5,6 +5,7 @@ interrupted save never leaves a folder whose weights and card disagree.
 """
 
 import json
+import math
 import os
 import platform
 import shutil
@@ -16,6 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no window: works on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import torch  # noqa: E402
 from huggingface_hub import EvalResult, ModelCard, ModelCardData  # noqa: E402
 
@@ -143,8 +145,10 @@ def plot_training_curves(history: list[dict], variant: str, path: Path) -> None:
         ax_acc.plot(epochs, [100 * h["val_acc"] for h in history], "o-", label="validation")
     ax_loss.set(xlabel="epoch", ylabel="MAP criterion" if variant == "lecun1998" else "cross-entropy", title="Loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
-    ax_acc.set_ylim(max(90.0, ax_acc.get_ylim()[0]), 100)
+    accuracies = [100 * h[key] for h in history for key in ("train_acc", "val_acc") if h[key] is not None]
+    ax_acc.set_ylim(min(90.0, math.floor(min(accuracies)) - 1), 100)  # zoomed on the top, every point shown
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
@@ -207,18 +211,28 @@ def save_run(
         shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=out_dir))
     try:
-        build_model_card(metrics, location=str(out_dir)).save(staging / "README.md")
-        result.model.save_pretrained(staging)  # model.safetensors + config.json; keeps our README.md
-        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-        plot_training_curves(metrics["history"], metrics["variant"], staging / PICTURES[0])
-        plot_confusion_matrix(confusion_matrix(test_eval), staging / PICTURES[1])
-        plot_misclassified(test, test_eval, staging / PICTURES[2])
-        written = []
-        mode = 0o666 & ~current_umask()  # what any new file gets: safetensors writes its file 0600
-        for file in sorted(staging.iterdir()):
-            file.chmod(mode)
-            os.replace(file, out_dir / file.name)
-            written.append(out_dir / file.name)
-        return written
+        return write_run(staging, out_dir, result, test, test_eval, metrics)
+    except (OSError, RuntimeError) as error:  # a full disk; torch's writers raise RuntimeError for it
+        reason = " ".join(str(error).split()[:12])
+        raise ValueError(f"cannot save the run in {out_dir} ({reason}); its checkpoint is kept, and "
+                         f"`python train.py --resume --out {out_dir}` saves it once there is room") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_run(staging: Path, out_dir: Path, result: TrainResult, test: Split, test_eval: Evaluation,
+              metrics: dict) -> list[Path]:
+    """Write every file into `staging`, then move them into `out_dir` one rename each."""
+    build_model_card(metrics, location=str(out_dir)).save(staging / "README.md")
+    result.model.save_pretrained(staging)  # model.safetensors + config.json; keeps our README.md
+    (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    plot_training_curves(metrics["history"], metrics["variant"], staging / PICTURES[0])
+    plot_confusion_matrix(confusion_matrix(test_eval), staging / PICTURES[1])
+    plot_misclassified(test, test_eval, staging / PICTURES[2])
+    written = []
+    mode = 0o666 & ~current_umask()  # what any new file gets: safetensors writes its file 0600
+    for file in sorted(staging.iterdir()):
+        file.chmod(mode)
+        os.replace(file, out_dir / file.name)
+        written.append(out_dir / file.name)
+    return written

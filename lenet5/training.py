@@ -98,6 +98,7 @@ class EpochStats:
     val_loss: float | None
     val_acc: float | None
     seconds: float
+    lr_end: float | None = None  # the rate the epoch ended with (`lr` is where it started)
 
 
 @dataclass
@@ -270,7 +271,8 @@ class Trainer:
             self.epoch += 1
             seconds = time.perf_counter() - start
             self.seconds += seconds
-            stats = EpochStats(self.epoch, lr, train_loss, train_acc, val and val.loss, val and val.accuracy, seconds)
+            stats = EpochStats(self.epoch, lr, train_loss, train_acc, val and val.loss, val and val.accuracy, seconds,
+                               lr_end=self.optimizer.param_groups[0]["lr"])
             self.history.append(stats)
             if progress:
                 print(format_epoch(stats, self.config.epochs), flush=True)
@@ -366,7 +368,8 @@ def is_finished(state: dict) -> bool:
 
 
 def format_epoch(stats: EpochStats, epochs: int) -> str:
-    line = f"epoch {stats.epoch:>3}/{epochs}  lr {stats.lr:.4f}  loss {stats.train_loss:.4f}  train {stats.train_acc:.2%}"
+    rate = f"lr {stats.lr:.4f}" if stats.lr_end is None else f"lr {stats.lr:.4f}->{stats.lr_end:.4f}"
+    line = f"epoch {stats.epoch:>3}/{epochs}  {rate}  loss {stats.train_loss:.4f}  train {stats.train_acc:.2%}"
     if stats.val_acc is not None:
         line += f"  val {stats.val_acc:.2%} (loss {stats.val_loss:.4f})"
     return line + f"  {stats.seconds:.1f}s"

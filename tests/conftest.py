@@ -53,14 +53,23 @@ def data_dir() -> Path:
     return path
 
 
+def mnist_or_exit(read, *args, **kwargs):
+    """MNIST, or one clear line for the whole run when it cannot be had (offline, no LENET5_DATA): not one
+    traceback per test that needs it."""
+    try:
+        return read(*args, **kwargs)
+    except ValueError as error:
+        pytest.exit(f"the tests need MNIST: {error}", returncode=2)
+
+
 @pytest.fixture(scope="session")
 def mnist(data_dir: Path) -> MNISTData:
-    return load_mnist(data_dir)
+    return mnist_or_exit(load_mnist, data_dir)
 
 
 @pytest.fixture(scope="session")
 def mnist_test(data_dir: Path) -> Split:
-    return read_mnist(data_dir, train=False)
+    return mnist_or_exit(read_mnist, data_dir, train=False)
 
 
 def render_on_canvas(digit: np.ndarray, size: int = 280, box: int = 200, top: int = 40, left: int = 40) -> np.ndarray:
