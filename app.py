@@ -15,12 +15,13 @@ from functools import partial
 import gradio as gr
 import numpy as np
 from gradio.exceptions import InvalidPathError
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from pydantic import ValidationError
 
 from examples.digits import example_paths
-from lenet5 import LeNet5, load_model
+from lenet5 import LeNet5, NumberReading, load_model, read_number
 from lenet5.inference import Reading, bundled_variants, read_digits
+from lenet5.preprocessing import source_size, to_picture
 from lenet5.visualize import feature_grid, input_picture
 
 MAX_BATCH = 32  # simultaneous requests are read in one forward pass
@@ -50,7 +51,8 @@ INTRO = """# LeNet-5 reads your handwriting
 Draw a digit on the canvas, or upload a photo or scan of one. The bars are the network's softmax; below
 them is the 28x28 picture it actually reads (your drawing cropped, fitted into 20x20 and centred by mass,
 as MNIST's digits were made) and what its two convolutional layers compute from it. Switch networks to
-compare today's LeNet-5 with the paper's original on the same digit."""
+compare today's LeNet-5 with the paper's original on the same digit. The **Number** tab reads a whole
+number, a year or a phone number, digit by digit, the way the paper reads strings of digits."""
 
 BUNDLED_NAMES = {
     "modern": "Modern LeNet-5 (ReLU, BatchNorm)",
@@ -66,6 +68,13 @@ SENTENCES = {
     "too_large": "That picture is too large to read: {detail}.",
     "refused": "{detail}",
 }
+NUMBER_START = "Write a number."
+NUMBER_SENTENCES = {
+    "blank": "Nothing to read: {detail}. Write a number.",
+    "not_a_digit": "No digits there: {detail}. Write a number.",
+}
+NUMBER_PREVIEW = 560  # pixels across for the picture with the boxes drawn over it
+LABEL_FONT = ImageFont.load_default(size=16)
 SERVER_PATH = "Pictures must be sent with the request; this demo does not read files named by a path."
 
 
@@ -227,6 +236,66 @@ def read_visible(tab, drawing, upload, network, models: dict[str, LeNet5]) -> tu
     return read_one(upload if tab == "upload" else drawing, network, models)
 
 
+def number_pictures(image, reading: NumberReading) -> str:
+    """The picture with each digit's box and top guess drawn over it, and the 28x28 inputs in a row."""
+    if not reading.digits and not reading.left_out:
+        return ""
+    picture, _ = to_picture(image)
+    width, height = source_size(image)
+    scale = min(NUMBER_PREVIEW / picture.width, 1.0)
+    preview = picture.convert("RGB").resize((max(1, round(picture.width * scale)), max(1, round(picture.height * scale))))
+    to_preview = (preview.width / width, preview.height / height)
+    draw = ImageDraw.Draw(preview)
+    for (x0, y0, x1, y1), _ in reading.left_out:
+        draw.rectangle(scaled((x0, y0, x1, y1), to_preview), outline="#999999", width=2)
+    for digit in reading.digits:
+        box = scaled(digit.box, to_preview)
+        draw.rectangle(box, outline="#d9480f", width=3)
+        guesses = sorted(digit.probs.items(), key=lambda item: -item[1])[:2]
+        draw.text((box[0], max(0, box[1] - 19)), " ".join(f"{d}:{p:.0%}" for d, p in guesses), fill="#1864ab",
+                  font=LABEL_FONT)
+    parts = [figure(np.asarray(preview), "Each digit found, with the network's top two guesses", preview.width)]
+    row = np.concatenate([np.pad(input_picture(d.input), ((0, 0), (0, 2)), constant_values=255)
+                          for d in reading.digits], axis=1) if reading.digits else None
+    if row is not None:
+        parts.append(figure(row, "What the network reads, digit by digit (28x28 each)", 3 * row.shape[1]))
+    return "".join(parts)
+
+
+def scaled(box: tuple[int, int, int, int], scale: tuple[float, float]) -> tuple[int, int, int, int]:
+    return (round(box[0] * scale[0]), round(box[1] * scale[1]), round(box[2] * scale[0]), round(box[3] * scale[1]))
+
+
+def show_number(image, reading: NumberReading | None) -> tuple:
+    if reading is None:
+        return NUMBER_START, ""
+    if reading.reason:
+        return NUMBER_SENTENCES.get(reading.reason, SENTENCES.get(reading.reason, "{detail}")).format(
+            detail=reading.detail), number_pictures(image, reading)
+    guesses = ", ".join(f"{d.digit} ({max(d.probs.values()):.0%})" for d in reading.digits)
+    return f"It reads **{reading.text}**: {guesses}.", number_pictures(image, reading)
+
+
+def read_number_batch(images: list, networks: list, models: dict[str, LeNet5]) -> list[list]:
+    """Like read_batch, for whole numbers: every request is answered on its own, a bad one in words."""
+    answers = []
+    for image, network in zip(images, networks):
+        refused = next((value for value in (image, network) if isinstance(value, Refused)), None)
+        if is_empty(image):
+            answers.append(show_number(None, None))
+        elif refused:
+            answers.append((refused.detail, ""))
+        elif not isinstance(network, str) or network not in models:
+            answers.append((f"There is no network called {network!r} here; choose one of {', '.join(models)}.", ""))
+        else:
+            answers.append(show_number(image, read_number(image, models[network])))
+    return [list(column) for column in zip(*answers)]
+
+
+def read_number_one(image, network, models: dict[str, LeNet5]) -> tuple:
+    return tuple(column[0] for column in read_number_batch([image], [network], models))
+
+
 def build_demo(model_source: str | None = None) -> gr.Blocks:
     models, model_line = load_demo_models(model_source)
     read = partial(read_batch, models=models)
@@ -234,41 +303,62 @@ def build_demo(model_source: str | None = None) -> gr.Blocks:
         gr.Markdown(INTRO)
         gr.Markdown(model_line, elem_id="model-line")
         visible_tab = gr.State("draw")
-        # Wide screens: the drawing, the answer and the network's insides side by side. Narrow ones stack the
-        # columns in this order, so the verdict and the bars sit right under the canvas.
-        with gr.Row():
-            with gr.Column(scale=1, min_width=300):
-                network = gr.Radio(list(models), value=next(iter(models)), label="Network", elem_id="network")
-                with gr.Tab("Draw") as draw_tab:
-                    canvas = Canvas(
-                        label="Draw a digit",
-                        canvas_size=(280, 280),
-                        fixed_canvas=True,
-                        image_mode="RGBA",
-                        type="filepath",
-                        brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
-                        eraser=gr.Eraser(default_size=24),
-                        layers=False,
-                        transforms=(),
-                        elem_id="canvas",
-                        elem_classes=["drawing-pad"],
-                    )
-                with gr.Tab("Upload") as upload_tab:
-                    # A File, not an Image: gr.Image decodes uploads itself and answers a broken file with a
-                    # bare "Error"; here every upload reaches the reader, which says what is wrong with it.
-                    upload = gr.File(label="Photo or scan of a digit", type="filepath", elem_id="upload")
-                clear = gr.Button("Clear", elem_id="clear")
-            with gr.Column(scale=1, min_width=300):
-                verdict = gr.Markdown(START, elem_id="verdict")
-                bars = gr.Label(num_top_classes=10, label="Softmax", elem_id="bars")
-            with gr.Column(scale=1, min_width=300):
-                pictures = gr.HTML(elem_id="insides")
-        demo.reading_inputs = frozenset({canvas._id, upload._id})
+        network = gr.Radio(list(models), value=next(iter(models)), label="Network", elem_id="network")
+        with gr.Tab("One digit"):
+            # Wide screens: the drawing, the answer and the network's insides side by side. Narrow ones stack the
+            # columns in this order, so the verdict and the bars sit right under the canvas.
+            with gr.Row():
+                with gr.Column(scale=1, min_width=300):
+                    with gr.Tab("Draw") as draw_tab:
+                        canvas = Canvas(
+                            label="Draw a digit",
+                            canvas_size=(280, 280),
+                            fixed_canvas=True,
+                            image_mode="RGBA",
+                            type="filepath",
+                            brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
+                            eraser=gr.Eraser(default_size=24),
+                            layers=False,
+                            transforms=(),
+                            elem_id="canvas",
+                            elem_classes=["drawing-pad"],
+                        )
+                    with gr.Tab("Upload") as upload_tab:
+                        # A File, not an Image: gr.Image decodes uploads itself and answers a broken file with a
+                        # bare "Error"; here every upload reaches the reader, which says what is wrong with it.
+                        upload = gr.File(label="Photo or scan of a digit", type="filepath", elem_id="upload")
+                    clear = gr.Button("Clear", elem_id="clear")
+                with gr.Column(scale=1, min_width=300):
+                    verdict = gr.Markdown(START, elem_id="verdict")
+                    bars = gr.Label(num_top_classes=10, label="Softmax", elem_id="bars")
+                with gr.Column(scale=1, min_width=300):
+                    pictures = gr.HTML(elem_id="insides")
+            with gr.Column(elem_id="examples"):
+                # Loading an example into the pad does not fire its change event, so the click reads it.
+                examples = gr.Examples([str(p) for p in example_paths()], inputs=canvas, examples_per_page=10,
+                                       label="Examples: click one to load it, then draw over it")
+        with gr.Tab("Number"):
+            number_canvas = Canvas(
+                label="Write a number: a year, your age, a phone number",
+                canvas_size=(840, 280),
+                fixed_canvas=True,
+                image_mode="RGBA",
+                type="filepath",
+                brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
+                eraser=gr.Eraser(default_size=24),
+                layers=False,
+                transforms=(),
+                elem_id="number-canvas",
+                elem_classes=["drawing-pad"],
+            )
+            with gr.Row():
+                number_upload = gr.File(label="...or upload a photo or scan of one", type="filepath",
+                                        elem_id="number-upload")
+                number_clear = gr.Button("Clear", elem_id="number-clear")
+            number_text = gr.Markdown(NUMBER_START, elem_id="number-text")
+            number_pictures = gr.HTML(elem_id="number-insides")
+        demo.reading_inputs = frozenset({canvas._id, upload._id, number_canvas._id, number_upload._id})
         outputs = [verdict, bars, pictures]
-        with gr.Column(elem_id="examples"):
-            # Loading an example into the pad does not fire its change event, so the click reads it.
-            examples = gr.Examples([str(p) for p in example_paths()], inputs=canvas,
-                                   examples_per_page=10, label="Examples: click one to load it, then draw over it")
         examples.load_input_event.then(partial(read_one, models=models), [canvas, network], outputs, api_name=False)
         events = {"batch": True, "max_batch_size": MAX_BATCH, "show_progress": "hidden", "trigger_mode": "always_last"}
         drawn = canvas.change(read, [canvas, network], outputs, api_name="predict", **events)
@@ -281,6 +371,16 @@ def build_demo(model_source: str | None = None) -> gr.Blocks:
         # No progress overlay for Clear: left over the pad, it took every click until the page was reloaded.
         clear.click(lambda: (None, None, START, None, ""), None, [canvas, upload, *outputs], api_name=False,
                     show_progress="hidden")
+        read_numbers = partial(read_number_batch, models=models)
+        number_outputs = [number_text, number_pictures]
+        number_drawn = number_canvas.change(read_numbers, [number_canvas, network], number_outputs,
+                                            api_name="read_number", **events)
+        number_uploaded = number_upload.change(read_numbers, [number_upload, network], number_outputs,
+                                               api_name="read_number_upload", **events)
+        network.change(lambda drawing, choice: read_number_one(drawing, choice, models), [number_canvas, network],
+                       number_outputs, api_name=False, show_progress="hidden", cancels=[number_drawn, number_uploaded])
+        number_clear.click(lambda: (None, None, NUMBER_START, ""), None, [number_canvas, number_upload, *number_outputs],
+                           api_name=False, show_progress="hidden")
     return demo.queue(default_concurrency_limit=4)
 
 

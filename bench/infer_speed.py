@@ -7,7 +7,7 @@ numpy + PIL pipeline measured in the same run, the cost of a picture bomb, and b
 Latency is one user's request as the demo serves it: a 280x280 RGBA canvas through preprocessing (ink,
 crop, 20x20 fit, centring) and the network, p50 and p95 over many calls. The baseline is what a tutorial
 writes: gray, invert, crop the ink, fit into 20x20, centre by mass in 28x28, forward, with the same
-model. The bomb is a 13000x13000 PNG (a few kB on disk) read as a canvas would send it: time and extra
+model. A number is 2026 drawn on an 840x280 canvas, read by `read_number`. The bomb is a 13000x13000 PNG (a few kB on disk) read as a canvas would send it: time and extra
 peak memory of the refusal. Throughput is the network alone on ready 28x28 batches, in images per second.
 """
 
@@ -26,7 +26,7 @@ from PIL import Image, ImageOps
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from examples.digits import STROKES, render  # noqa: E402
-from lenet5 import UnreadableImageError, load_model, predict, preprocess  # noqa: E402
+from lenet5 import UnreadableImageError, load_model, predict, preprocess, read_number  # noqa: E402
 from lenet5.model import VARIANTS  # noqa: E402
 from lenet5.report import describe_device  # noqa: E402
 
@@ -34,6 +34,15 @@ from lenet5.report import describe_device  # noqa: E402
 def canvases() -> list[np.ndarray]:
     """The ten example digits as the demo's Sketchpad sends them: 280x280 RGBA, black ink on white."""
     return [np.asarray(render(strokes).convert("RGBA")) for strokes in STROKES.values()]
+
+
+def four_digit_number() -> np.ndarray:
+    """2026 drawn with the example strokes on an 840x280 canvas (RGBA, black ink on white)."""
+    canvas = np.full((280, 840), 255, dtype=np.uint8)
+    for i, digit in enumerate("2026"):
+        drawn = np.asarray(render(STROKES[digit]))[:, 70:250]  # the digit's 180 middle columns
+        np.minimum(canvas[:, 60 + i * 180 : 240 + i * 180], drawn, out=canvas[:, 60 + i * 180 : 240 + i * 180])
+    return np.asarray(Image.fromarray(canvas).convert("RGBA"))
 
 
 def straightforward(canvas: np.ndarray, model: torch.nn.Module) -> dict[str, float]:
@@ -118,6 +127,10 @@ def main() -> None:
     plain = percentiles(time_calls(lambda im: straightforward(im, baseline), images, args.repeats, cpu))[0]
     print(f"predict() p50 {ours * 1e3:.3f} ms, straightforward numpy + PIL pipeline p50 {plain * 1e3:.3f} ms: "
           f"ratio {ours / plain:.2f} (same model, same run, {describe_device(cpu)})")
+    year = four_digit_number()
+    number_p50, number_p95 = percentiles(time_calls(lambda im: read_number(im, baseline), [year], args.repeats // 5, cpu))
+    print(f"read_number() on a 4-digit number, 840x280 canvas: p50 {number_p50 * 1e3:.1f} ms, p95 {number_p95 * 1e3:.1f} ms "
+          f"(reads {read_number(year, baseline).text!r})")
     with tempfile.TemporaryDirectory() as folder:
         seconds, megabytes = bomb_cost(Path(folder))
     print(f"13000x13000 PNG bomb refused in {seconds * 1e3:.1f} ms, {megabytes:.0f} MB extra peak memory")

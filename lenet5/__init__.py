@@ -4,6 +4,7 @@
 
     model = load_model()                  # bundled weights, no network needed
     probs = predict("digit.png", model)   # {"0": p0, ..., "9": p9}
+    read_number("year.png").text          # "2026": every digit of a number, left to right
 """
 
 import importlib.abc
@@ -12,6 +13,7 @@ import sys
 
 from .inference import Reading, load_model, predict, read_digits
 from .model import LeNet5
+from .numbers import NumberReading, read_number
 from .preprocessing import ImageTooLargeError, NoDigitError, NotADigitError, UnreadableImageError, preprocess
 
 __all__ = [
@@ -19,12 +21,14 @@ __all__ = [
     "LeNet5",
     "NoDigitError",
     "NotADigitError",
+    "NumberReading",
     "Reading",
     "UnreadableImageError",
     "load_model",
     "predict",
     "preprocess",
     "read_digits",
+    "read_number",
 ]
 
 

@@ -120,18 +120,24 @@ class Reading:
         return REFUSALS[self.reason](self.detail)
 
 
+def reason_for(error: Exception) -> tuple[str, str]:
+    """The reason code (one of REASONS) and detail for an error raised while preparing a picture."""
+    if isinstance(error, NoDigitError):
+        return "blank", str(error)
+    if isinstance(error, ImageTooLargeError):
+        return "too_large", str(error)
+    if isinstance(error, UnreadableImageError):
+        return "unreadable", str(error)
+    return "unreadable", f"the picture could not be decoded ({type(error).__name__})"
+
+
 def prepare(image: Any) -> Reading | np.ndarray:
     """One picture -> its 28x28 input, or a Reading that says why there is nothing to read."""
     try:
         field_ = digit_field(image)
-    except NoDigitError as error:
-        return Reading(reason="blank", detail=str(error))
-    except ImageTooLargeError as error:
-        return Reading(reason="too_large", detail=str(error))
-    except UnreadableImageError as error:
-        return Reading(reason="unreadable", detail=str(error))
     except Exception as error:  # noqa: BLE001  a picture no check foresaw must not fail the others read with it
-        return Reading(reason="unreadable", detail=f"the picture could not be decoded ({type(error).__name__})")
+        reason, detail = reason_for(error)
+        return Reading(reason=reason, detail=detail)
     shape = not_digit_like(field_)
     return Reading(input=field_, reason="not_a_digit", detail=shape) if shape else field_
 
@@ -139,23 +145,28 @@ def prepare(image: Any) -> Reading | np.ndarray:
 def read_digits(images: Sequence[Any], model: LeNet5 | None = None, maps: bool = True) -> list[Reading]:
     """Read many pictures with one forward pass, which also yields the C1 and C3 maps (`maps=False` skips
     keeping them). Never raises for a bad picture: its Reading says what is wrong, and the others are read."""
+    readings: list[Reading | np.ndarray] = [prepare(image) for image in images]
+    rows = [i for i, r in enumerate(readings) if isinstance(r, np.ndarray)]
+    for i, reading in zip(rows, read_fields([readings[i] for i in rows], model, maps)):
+        readings[i] = reading
+    return readings
+
+
+def read_fields(fields: Sequence[np.ndarray], model: LeNet5 | None = None, maps: bool = True) -> list[Reading]:
+    """The network's part of reading: prepared 28x28 inputs, in one forward pass."""
+    if not fields:
+        return []
     model = model or default_model()
     if model.training:  # walking the modules to switch them costs more than a forward pass: only when needed
         model.eval()
-    readings: list[Reading | np.ndarray] = [prepare(image) for image in images]
-    rows = [i for i, r in enumerate(readings) if isinstance(r, np.ndarray)]
-    if not rows:
-        return readings
     weight = next(model.parameters())
-    batch = torch.from_numpy(np.stack([readings[i] for i in rows]))[:, None].to(weight.device, weight.dtype)
-    with torch.inference_mode(), small_batch_kernels(len(rows)):
+    batch = torch.from_numpy(np.stack(fields))[:, None].to(weight.device, weight.dtype)
+    with torch.inference_mode(), small_batch_kernels(len(fields)):
         final, (c1, c3, _) = model.forward_intermediates(batch)
         probs = torch.softmax(model.forward_head(final).float(), dim=1).cpu().tolist()
         stages = {"c1": c1.float().cpu(), "c3": c3.float().cpu()} if maps else {}
-    for row, i in enumerate(rows):
-        picture_maps = {name: m[row] for name, m in stages.items()}
-        readings[i] = Reading(probs=dict(zip(LABEL_NAMES, probs[row])), input=readings[i], maps=picture_maps)
-    return readings
+    return [Reading(probs=dict(zip(LABEL_NAMES, probs[row])), input=field_, maps={n: m[row] for n, m in stages.items()})
+            for row, field_ in enumerate(fields)]
 
 
 def predict(image: Any, model: LeNet5 | None = None) -> dict[str, float]:

@@ -159,6 +159,26 @@ def to_picture(image: Any) -> tuple[Image.Image, bool]:
     )
 
 
+def source_size(image: Any) -> tuple[int, int]:
+    """(width, height) of the picture `to_picture` reads, as given (upright, before any reduction): the
+    pixels that boxes found in the picture are given in. Files are measured from their header."""
+    if isinstance(image, dict):
+        return source_size(canvas_image(image))
+    if isinstance(image, np.ndarray):
+        return int(image.shape[1]), int(image.shape[0])
+    if isinstance(image, (str, Path, bytes, bytearray, memoryview)):
+        source = io.BytesIO(image) if isinstance(image, (bytes, bytearray, memoryview)) else Path(image)
+        with Image.open(source) as opened:
+            return upright_size(opened)
+    return upright_size(image)
+
+
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    w, h = image.size
+    turned = image.getexif().get(ImageOps.ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)  # a quarter turn
+    return (h, w) if turned else (w, h)
+
+
 def canvas_image(value: dict) -> Any:
     """The picture in the dict a Gradio Sketchpad/ImageEditor sends: its composite, else its background."""
     for key in ("composite", "background"):

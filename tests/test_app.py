@@ -363,3 +363,32 @@ def test_one_bad_picture_among_simultaneous_requests_fails_no_one(served_app, tm
         answers = [job.result(timeout=120) for job in jobs]
     assert [top_label(bars) for _, bars, _ in answers[:10]] == list("0123456789")
     assert all("is not an image file" in verdict and not bars for verdict, bars, _ in answers[10:])
+
+
+def test_the_number_endpoints_read_and_hold_against_the_same_hostile_requests(served_app, gradio_temp, tmp_path):
+    from test_numbers import number
+
+    client = Client(served_app, verbose=False)
+    number("2026").save(tmp_path / "year.png")
+    canvas = {"background": None, "layers": [], "composite": handle_file(tmp_path / "year.png")}
+    text, pictures = client.predict(canvas, api_name="/read_number")
+    assert text.startswith("It reads **2026**") and len(inline_pictures(pictures)) == 2
+    assert client.predict(handle_file(tmp_path / "year.png"), LECUN, api_name="/read_number_upload")[0].startswith(
+        "It reads **2026**")
+    for path in ("/etc/passwd", "/etc/no-such-file"):
+        named = {"path": path, "meta": {"_type": "gradio.FileData"}}
+        for api_name, value in (("read_number", {"background": None, "layers": [], "composite": named}),
+                                ("read_number_upload", named)):
+            assert queue_call(served_app, api_name, [value, MODERN])["data"] == [app.SERVER_PATH, ""]
+    assert not [p for p in gradio_temp.rglob("*") if p.name in ("passwd", "no-such-file")]
+    giant_png(tmp_path / "giant.png", 13000)
+    for api_name, value in (("/read_number", {"background": None, "layers": [], "composite": handle_file(tmp_path / "giant.png")}),
+                            ("/read_number_upload", handle_file(tmp_path / "giant.png"))):
+        assert "too large to read: the picture is 13000x13000" in client.predict(value, api_name=api_name)[0]
+    for value in ({"layers": None, "composite": None}, {"layers": [], "composite": 5}, 7, "hello"):
+        for api_name in ("/read_number", "/read_number_upload"):
+            text, pictures = client.predict(value, api_name=api_name)
+            assert text.startswith("That request is not a picture this demo can read") and not pictures, (value, text)
+    text, _ = client.predict(handle_file(tmp_path / "year.png"), "no such network", api_name="/read_number_upload")
+    assert "no such network" in text
+    assert client.predict(canvas, api_name="/read_number")[0].startswith("It reads **2026**")  # still serving

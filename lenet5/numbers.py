@@ -1,0 +1,255 @@
+"""Read a whole number, not only one digit: heuristic over-segmentation with recognition-based selection.
+
+This is the string reading of LeCun et al. 1998 (sections V and VI), in its simplest complete form:
+
+1. Candidate pieces come from the ink: its connected strokes, and for a stroke wide enough to be two
+   digits that touch, candidate cuts at the thinnest columns between them (over-segmentation: some cuts
+   are wrong, and that is fine).
+2. Every run of one to MAX_SPAN consecutive pieces is a candidate digit (a 4 or a 5 drawn in two strokes
+   is two pieces), and the network reads all candidates in one batch.
+3. The segmentation graph has a node between consecutive pieces and an edge for each candidate; its cost
+   is how unsure the network is (-log of its top probability), plus a cost per digit, plus penalties for
+   shapes no digit has (too wide, pieces far apart). A short piece (a dot, a dash) may also be skipped at
+   a cost. The cheapest path through the graph is the reading: the network's own scores choose the cuts.
+"""
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from .inference import read_fields, reason_for
+from .preprocessing import (
+    NoDigitError,
+    UnreadableImageError,
+    center_digit,
+    ink_map,
+    not_digit_like,
+    shrink,
+    source_size,
+    to_picture,
+)
+
+NUMBER_HEIGHT = 112  # a number is read with its picture this many pixels tall (at most MAX_WIDTH wide)
+MAX_WIDTH = 1024
+INK = 0.25  # ink at least this strong makes up the strokes that are segmented
+BRIDGE = 1  # gaps in a stroke up to twice this many pixels wide are bridged
+MAX_PIECES = 40  # more separate marks than this is not a number: refused before anything is read
+MAX_SPAN = 4  # a digit is made of at most this many pieces (strokes, or parts cut from touching digits)
+DIGIT_COST = 0.5  # the price of each digit read: without it, the path would cut everything into pieces
+WIDE = 1.1  # a candidate digit wider than this times its height pays for every bit of width beyond
+WIDE_COST = 6.0
+GAP_COST = 8.0  # per unit of gap (in heights) between pieces read as one digit
+SKIP_COST = 2.5  # leaving a short piece out of the number
+SHORT = 0.45  # pieces shorter than this fraction of the tallest may be left out (a dot, a dash)
+TOUCHING = 0.75  # a stroke wider than this times its height is given candidate cuts
+MAX_CUTS = 3
+
+
+class TooManyMarks(UnreadableImageError):
+    """More separate marks than a number has: noise, a drawing, a page of text."""
+
+
+@dataclass(frozen=True)
+class Digit:
+    """One digit of a number: the network's probabilities, where it is and what the network read."""
+
+    probs: dict[str, float]
+    box: tuple[int, int, int, int]  # (x0, y0, x1, y1) in the input picture's pixels
+    input: np.ndarray  # the float [28, 28] picture the network read
+
+    @property
+    def digit(self) -> str:
+        return max(self.probs, key=self.probs.get)
+
+
+@dataclass(frozen=True)
+class NumberReading:
+    """What the network made of a picture of a number: the digits left to right, or the reason there are none.
+
+    `reason` is one of lenet5.inference.REASONS; `left_out` lists the boxes of the
+    marks that were not read as digits (a stray dot, a dash), with why.
+    """
+
+    text: str = ""
+    digits: list[Digit] = field(default_factory=list)
+    reason: str | None = None
+    detail: str = ""
+    left_out: list[tuple[tuple[int, int, int, int], str]] = field(default_factory=list)
+
+
+@dataclass
+class Piece:
+    """A stroke or part of one, in the working plane: its box and its own pixels."""
+
+    rows: slice
+    cols: slice
+    mask: np.ndarray  # bool, the shape of the box
+
+    @property
+    def height(self) -> int:
+        return self.rows.stop - self.rows.start
+
+    @property
+    def center(self) -> float:
+        return (self.cols.start + self.cols.stop) / 2
+
+
+def read_number(image: Any, model=None) -> NumberReading:
+    """Read the digits of a number in any picture form `predict` takes, of any width (see the module's
+    docstring for how). Never raises for a bad picture: the reading says what is wrong."""
+    try:
+        picture, is_alpha = to_picture(image)
+        width, height = source_size(image)
+        plane = working_plane(picture)
+        ink = ink_map(plane, is_alpha)
+        pieces = find_pieces(ink)
+    except Exception as error:  # noqa: BLE001  as for one digit: a bad picture gets a reason, never a crash
+        reason, detail = reason_for(error)
+        return NumberReading(reason=reason, detail=detail)
+    if not pieces:
+        return NumberReading(reason="blank", detail="the picture is blank")
+    candidates = [(i, j) for i in range(len(pieces)) for j in range(i + 1, min(i + MAX_SPAN, len(pieces)) + 1)]
+    fields = [candidate_field(ink, pieces[i:j]) for i, j in candidates]
+    readable = [k for k, f in enumerate(fields) if f is not None and not not_digit_like(f)]
+    scores = {k: r.probs for k, r in zip(readable, read_fields([fields[k] for k in readable], model, maps=False))}
+    path = best_path(pieces, candidates, scores)
+    scale = (width / ink.shape[1], height / ink.shape[0])
+    digits, left_out = [], []
+    for step in path:
+        if step[0] == "skip":
+            left_out.append((to_source(union_box(pieces[step[1] : step[1] + 1]), scale), "not part of a digit"))
+            continue
+        k = step[1]
+        i, j = candidates[k]
+        digits.append(Digit(probs=scores[k], box=to_source(union_box(pieces[i:j]), scale), input=fields[k]))
+    if not digits:
+        return NumberReading(reason="not_a_digit", detail="marks that are no digits", left_out=left_out)
+    return NumberReading(text="".join(d.digit for d in digits), digits=digits, left_out=left_out)
+
+
+def working_plane(picture: Image.Image) -> np.ndarray:
+    """The picture at NUMBER_HEIGHT pixels tall (at most MAX_WIDTH wide), float32 in [0, 1]."""
+    w, h = picture.size
+    factor = max(h / NUMBER_HEIGHT, w / MAX_WIDTH, 1.0)
+    plane = np.asarray(shrink(picture, max(1, round(max(w, h) / factor))))
+    return plane * np.float32(1 / 255) if plane.dtype == np.uint8 else plane
+
+
+def find_pieces(ink: np.ndarray) -> list[Piece]:
+    """The strokes (8-connected), left to right, with strokes wide enough to be touching digits cut into
+    parts at their candidate cuts. Specks of a few pixels are not pieces."""
+    strokes = ink > INK
+    # Labelled on a slightly grown copy, so that a stroke a thin pen broke stays one piece.
+    grown = ndimage.binary_dilation(strokes, iterations=BRIDGE)
+    labels, count = ndimage.label(grown, structure=np.ones((3, 3), dtype=bool))
+    labels[~strokes] = 0
+    if count > 4 * MAX_PIECES:  # noise, not strokes: refused without measuring each
+        raise TooManyMarks(f"{count} separate marks: that is no number (at most {MAX_PIECES} are read)")
+    min_area = max(4, (ink.shape[0] // 40) ** 2)
+    pieces = []
+    for index, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1):
+        mask = labels[rows, cols] == index
+        if mask.sum() < min_area:
+            continue
+        pieces.extend(cut_touching(Piece(rows, cols, mask)))
+    if len(pieces) > MAX_PIECES:
+        raise TooManyMarks(f"{len(pieces)} separate marks: that is no number (at most {MAX_PIECES} are read)")
+    return sorted(pieces, key=lambda piece: piece.center)
+
+
+def cut_touching(piece: Piece) -> list[Piece]:
+    """A stroke wider than TOUCHING times its height, cut at up to MAX_CUTS of its thinnest columns (local
+    minima of its ink per column, away from its ends and from each other)."""
+    h, w = piece.mask.shape
+    if w <= TOUCHING * h:
+        return [piece]
+    profile = ndimage.uniform_filter1d(piece.mask.sum(axis=0).astype(np.float32), size=3)
+    margin, spacing = max(2, int(0.25 * h)), max(2, int(0.35 * h))
+    order = np.argsort(profile[margin : w - margin], kind="stable") + margin
+    cuts: list[int] = []
+    for x in order:
+        if len(cuts) == MAX_CUTS or len(cuts) >= round(w / (0.5 * h)):
+            break
+        local_min = profile[x] <= profile[max(0, x - spacing // 2) : x + spacing // 2 + 1].min()
+        if local_min and profile[x] <= 0.6 * profile.max() and all(abs(x - c) >= spacing for c in cuts):
+            cuts.append(int(x))
+    parts, start = [], 0
+    for cut in sorted(cuts) + [w]:
+        mask = piece.mask[:, start:cut]
+        filled = np.flatnonzero(mask.any(axis=1))
+        if len(filled):
+            rows = slice(piece.rows.start + filled[0], piece.rows.start + filled[-1] + 1)
+            cols = slice(piece.cols.start + start, piece.cols.start + cut)
+            parts.append(Piece(rows, cols, mask[filled[0] : filled[-1] + 1]))
+        start = cut
+    return parts
+
+
+def union_box(pieces: list[Piece]) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) around the pieces, in working-plane pixels."""
+    return (min(p.cols.start for p in pieces), min(p.rows.start for p in pieces),
+            max(p.cols.stop for p in pieces), max(p.rows.stop for p in pieces))
+
+
+def to_source(box: tuple[int, int, int, int], scale: tuple[float, float]) -> tuple[int, int, int, int]:
+    sx, sy = scale
+    x0, y0, x1, y1 = box
+    return math.floor(x0 * sx), math.floor(y0 * sy), math.ceil(x1 * sx), math.ceil(y1 * sy)
+
+
+def candidate_field(ink: np.ndarray, pieces: list[Piece]) -> np.ndarray | None:
+    """The 28x28 input of a candidate digit: the ink of its pieces alone (with the anti-aliased edge around
+    them), cropped, fitted and centred as MNIST's digits were."""
+    x0, y0, x1, y1 = union_box(pieces)
+    own = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+    for p in pieces:
+        own[p.rows.start - y0 : p.rows.stop - y0, p.cols.start - x0 : p.cols.stop - x0] |= p.mask
+    pad = 2
+    crop = np.zeros((y1 - y0 + 2 * pad, x1 - x0 + 2 * pad), dtype=np.float32)
+    region = ink[max(0, y0 - pad) : y1 + pad, max(0, x0 - pad) : x1 + pad]
+    top, left = pad - (y0 - max(0, y0 - pad)), pad - (x0 - max(0, x0 - pad))
+    crop[top : top + region.shape[0], left : left + region.shape[1]] = region
+    near = np.zeros_like(crop, dtype=bool)
+    near[pad:-pad, pad:-pad] = own
+    near = ndimage.binary_dilation(near, iterations=pad)
+    crop = np.where(near, crop, 0).astype(np.float32)
+    try:
+        return center_digit(crop)
+    except NoDigitError:
+        return None
+
+
+def best_path(pieces: list[Piece], candidates: list[tuple[int, int]], scores: dict[int, dict[str, float]]) -> list:
+    """The cheapest way through the segmentation graph, as a list of ("digit", candidate index) and
+    ("skip", piece index) steps (dynamic programming over the nodes between pieces)."""
+    tallest = max(p.height for p in pieces)
+    best = [0.0] + [math.inf] * len(pieces)
+    back: list = [None] * (len(pieces) + 1)
+    for k, (i, j) in sorted(enumerate(candidates), key=lambda item: item[1][1]):
+        if k in scores:
+            cost = best[i] + digit_cost(pieces[i:j], scores[k], tallest)
+            if cost < best[j]:
+                best[j], back[j] = cost, ("digit", k, i)
+        if j == i + 1 and pieces[i].height < SHORT * tallest and best[i] + SKIP_COST < best[j]:
+            best[j], back[j] = best[i] + SKIP_COST, ("skip", i, i)
+    path, node = [], len(pieces)
+    while node > 0 and back[node] is not None:
+        kind, index, start = back[node]
+        path.append((kind, index))
+        node = start
+    return path[::-1]
+
+
+def digit_cost(pieces: list[Piece], probs: dict[str, float], tallest: int) -> float:
+    x0, y0, x1, y1 = union_box(pieces)
+    height = max(y1 - y0, 1)
+    cost = DIGIT_COST - math.log(max(max(probs.values()), 1e-9))
+    cost += WIDE_COST * max(0.0, (x1 - x0) / height - WIDE)
+    gaps = [b.cols.start - a.cols.stop for a, b in zip(pieces, pieces[1:])]
+    cost += GAP_COST * max(0, max(gaps, default=0)) / tallest
+    return cost
+

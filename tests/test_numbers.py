@@ -1,0 +1,77 @@
+"""read_number: whole numbers drawn the way people write them, segmented and read by the network."""
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from scipy import ndimage
+
+from examples.digits import PEN, STROKES, render
+from lenet5 import load_model, read_number
+
+from test_app import giant_png
+
+
+def number(text: str, step: int = 200, strokes: dict | None = None) -> Image.Image:
+    """The example digits side by side, `step` pixels apart (a digit's drawing is 280 wide, its ink ~140)."""
+    canvas = Image.new("L", (step * (len(text) - 1) + 280, 280), 255)
+    for i, digit in enumerate(text):
+        drawn = render((strokes or STROKES)[digit])
+        canvas.paste(Image.fromarray(np.minimum(np.asarray(canvas.crop((i * step, 0, i * step + 280, 280))),
+                                                np.asarray(drawn))), (i * step, 0))
+    return canvas
+
+
+@pytest.fixture(scope="module", params=["modern", "lecun1998"])
+def model(request):
+    return load_model(request.param)
+
+
+def test_a_year_is_read_digit_by_digit_with_boxes_in_the_pictures_pixels(model):
+    picture = number("2026")
+    reading = read_number(picture, model)
+    assert reading.text == "2026" and reading.reason is None and not reading.left_out
+    boxes = [d.box for d in reading.digits]
+    assert all(b[2] <= c[0] + 40 for b, c in zip(boxes, boxes[1:]))  # left to right
+    for i, (x0, y0, x1, y1) in enumerate(boxes):  # each box holds its digit's ink, in picture pixels
+        assert i * 200 + 60 <= x1 and x0 <= i * 200 + 220 and y0 < 80 and y1 > 200
+    assert all(d.input.shape == (28, 28) and abs(sum(d.probs.values()) - 1) < 1e-5 for d in reading.digits)
+
+
+def test_touching_digits_are_cut_apart(model):
+    picture = number("37", step=105)  # the 3's right end runs into the 7's bar
+    strokes = np.asarray(picture) < 128
+    assert ndimage.label(strokes, structure=np.ones((3, 3)))[1] == 1  # one stroke: the digits touch
+    assert read_number(picture, model).text == "37"
+
+
+def test_a_digit_drawn_in_two_strokes_stays_whole(model):
+    five = {"5": [[(105, 52), (95, 130)] + STROKES["5"][0][3:], [(112, 30), (198, 30)]]}  # the bar lifted off
+    picture = number("5", strokes=five)
+    assert ndimage.label(np.asarray(picture) < 128, structure=np.ones((3, 3)))[1] == 2
+    reading = read_number(picture, model)
+    assert reading.text == "5" and len(reading.digits) == 1
+
+
+def test_a_stray_mark_is_left_out_and_said_so(model):
+    picture = number("71")
+    ImageDraw.Draw(picture).ellipse((440, 250, 440 + PEN, 250 + PEN), fill=0)  # a dot under the line
+    reading = read_number(picture, model)
+    assert reading.text == "71"
+    assert len(reading.left_out) == 1 and reading.left_out[0][1] == "not part of a digit"
+
+
+def test_bad_pictures_get_a_reason_never_an_exception(tmp_path):
+    giant_png(tmp_path / "giant.png", 13000)
+    (tmp_path / "notes.txt").write_text("not a picture")
+    noise = (np.random.default_rng(0).random((280, 840)) > 0.7).astype(np.uint8) * 255  # salt and pepper
+    cases = {
+        "blank": Image.new("L", (840, 280), 255),
+        "too_large": str(tmp_path / "giant.png"),
+        "unreadable": str(tmp_path / "notes.txt"),
+    }
+    for reason, picture in cases.items():
+        reading = read_number(picture)
+        assert (reading.reason, reading.text, reading.digits) == (reason, "", []), reason
+    speckled = read_number(noise)
+    assert speckled.reason in ("not_a_digit", "unreadable") and speckled.text == ""
+    assert read_number(None).reason == "blank" and read_number(42).reason == "unreadable"
