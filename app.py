@@ -296,6 +296,23 @@ def read_number_one(image, network, models: dict[str, LeNet5]) -> tuple:
     return tuple(column[0] for column in read_number_batch([image], [network], models))
 
 
+def drawing_pad(label: str, width: int, elem_id: str) -> Canvas:
+    """A 280-pixel-tall canvas with a black pen, as the MNIST-style reader expects it."""
+    return Canvas(
+        label=label,
+        canvas_size=(width, 280),
+        fixed_canvas=True,
+        image_mode="RGBA",
+        type="filepath",
+        brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
+        eraser=gr.Eraser(default_size=24),
+        layers=False,
+        transforms=(),
+        elem_id=elem_id,
+        elem_classes=["drawing-pad"],  # PICK_BRUSH picks the brush on these
+    )
+
+
 def build_demo(model_source: str | None = None) -> gr.Blocks:
     models, model_line = load_demo_models(model_source)
     read = partial(read_batch, models=models)
@@ -310,19 +327,7 @@ def build_demo(model_source: str | None = None) -> gr.Blocks:
             with gr.Row():
                 with gr.Column(scale=1, min_width=300):
                     with gr.Tab("Draw") as draw_tab:
-                        canvas = Canvas(
-                            label="Draw a digit",
-                            canvas_size=(280, 280),
-                            fixed_canvas=True,
-                            image_mode="RGBA",
-                            type="filepath",
-                            brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
-                            eraser=gr.Eraser(default_size=24),
-                            layers=False,
-                            transforms=(),
-                            elem_id="canvas",
-                            elem_classes=["drawing-pad"],
-                        )
+                        canvas = drawing_pad("Draw a digit", width=280, elem_id="canvas")
                     with gr.Tab("Upload") as upload_tab:
                         # A File, not an Image: gr.Image decodes uploads itself and answers a broken file with a
                         # bare "Error"; here every upload reaches the reader, which says what is wrong with it.
@@ -338,19 +343,8 @@ def build_demo(model_source: str | None = None) -> gr.Blocks:
                 examples = gr.Examples([str(p) for p in example_paths()], inputs=canvas, examples_per_page=10,
                                        label="Examples: click one to load it, then draw over it")
         with gr.Tab("Number"):
-            number_canvas = Canvas(
-                label="Write a number: a year, your age, a phone number",
-                canvas_size=(840, 280),
-                fixed_canvas=True,
-                image_mode="RGBA",
-                type="filepath",
-                brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
-                eraser=gr.Eraser(default_size=24),
-                layers=False,
-                transforms=(),
-                elem_id="number-canvas",
-                elem_classes=["drawing-pad"],
-            )
+            number_canvas = drawing_pad("Write a number: a year, your age, a phone number", width=840,
+                                        elem_id="number-canvas")
             with gr.Row():
                 number_upload = gr.File(label="...or upload a photo or scan of one", type="filepath",
                                         elem_id="number-upload")
