@@ -217,3 +217,12 @@ def test_a_hub_that_never_answers_gives_one_line_in_bounded_time(silent_hub, tmp
     with pytest.raises(HubError, match="timed out|cannot reach"):
         publish(tmp_path, "tester/x")
     assert time.monotonic() - start < 30
+
+
+def test_offline_a_model_loaded_once_loads_from_the_cache(hub):
+    torch.manual_seed(0)
+    LeNet5().push_to_hub("tester/cached")
+    load_model("tester/cached")  # fills the cache
+    code = "import lenet5; print(lenet5.load_model('tester/cached').variant)"
+    offline = run("-c", code, env={"HF_HUB_OFFLINE": "1"})
+    assert offline.returncode == 0 and offline.stdout.strip() == "modern", offline.stderr
