@@ -131,7 +131,8 @@ def prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
     checkpoint = args.out / "checkpoint.pt"
     try:
         repo_id = resolve_repo_id(args.repo_id, hub_username(), args.variant or "modern") if args.push else None
@@ -156,8 +157,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\ninterrupted; finished epochs are saved, and this finishes the run: "
-              f"python train.py --resume --out {shlex.quote(str(args.out))}", file=sys.stderr)
+        if checkpoint.is_file():
+            print(f"\ninterrupted; finished epochs are saved, and this finishes the run: "
+                  f"python train.py --resume --out {shlex.quote(str(args.out))}", file=sys.stderr)
+        else:
+            print("\ninterrupted before the first epoch finished; nothing was saved, so start again: "
+                  f"{shlex.join(['python', 'train.py', *argv])}", file=sys.stderr)
         return 130
     print(f"test accuracy {test.accuracy:.2%} ({test.errors} errors of {len(test.labels):,}), "
           f"{metrics['params']:,} parameters, {result.seconds:.1f} s of training on {device}")

@@ -274,12 +274,12 @@ class Trainer:
             stats = EpochStats(self.epoch, lr, train_loss, train_acc, val and val.loss, val and val.accuracy, seconds,
                                lr_end=self.optimizer.param_groups[0]["lr"])
             self.history.append(stats)
-            if progress:
-                print(format_epoch(stats, self.config.epochs), flush=True)
             self.watch_validation(stats)
             out_of_time = time.perf_counter() > deadline and self.epoch < self.config.epochs
             if checkpoint is not None:
                 self.save_checkpoint(checkpoint)
+            if progress:  # after the checkpoint: an epoch printed is an epoch saved
+                print(format_epoch(stats, self.config.epochs), flush=True)
         stopped = self.stopped or (f"time budget of {time_budget:g} s used up in epoch {self.epoch}" if out_of_time else "")
         if stopped and progress:
             print(f"stopped early: {stopped}", flush=True)

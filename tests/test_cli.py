@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import signal
 import subprocess
 import sys
 
@@ -165,3 +166,35 @@ def test_ci_runs_exactly_the_readme_test_command():
     ci = (REPO / ".ci" / "run").read_text()
     command = next(line for line in ci.splitlines() if "pytest" in line)
     assert command in readme
+
+
+def test_ctrl_c_during_a_run_says_how_to_finish_it_and_that_command_does(tmp_path, data_dir):
+    out = tmp_path / "run"
+    command = [sys.executable, "train.py", "--epochs", "2", "--val-size", "50000", "--batch-size", "512",
+               "--no-augment", "--data-dir", str(data_dir), "--out", str(out)]
+    with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as train:
+        for line in train.stdout:  # interrupt as soon as the first epoch is checkpointed
+            if line.startswith("epoch   1/2"):
+                train.send_signal(signal.SIGINT)
+                break
+        _, stderr = train.communicate(timeout=120)
+    assert train.returncode == 130 and "Traceback" not in stderr
+    finish = stderr.strip().splitlines()[-1].split(": ", 1)[1]
+    assert finish == f"python train.py --resume --out {out}"
+    resumed = run(*finish.split()[1:], "--data-dir", str(data_dir))
+    assert resumed.returncode == 0, resumed.stderr
+    assert {p.name for p in out.iterdir()} == ARTIFACTS and json.loads((out / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_ctrl_c_before_the_first_epoch_says_to_start_again(tmp_path, data_dir):
+    out = tmp_path / "run"
+    command = ["train.py", "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out)]
+    with subprocess.Popen([sys.executable, *command], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as train:
+        for line in train.stdout:
+            if line.startswith("training LeNet-5"):
+                train.send_signal(signal.SIGINT)
+                break
+        _, stderr = train.communicate(timeout=120)
+    assert train.returncode == 130 and "Traceback" not in stderr
+    assert stderr.strip().endswith(f"nothing was saved, so start again: python {' '.join(command)}")

@@ -226,3 +226,17 @@ def test_offline_a_model_loaded_once_loads_from_the_cache(hub):
     code = "import lenet5; print(lenet5.load_model('tester/cached').variant)"
     offline = run("-c", code, env={"HF_HUB_OFFLINE": "1"})
     assert offline.returncode == 0 and offline.stdout.strip() == "modern", offline.stderr
+
+
+def test_push_to_a_hub_that_never_answers_ends_in_one_line_within_a_minute(tmp_path):
+    LeNet5().save_pretrained(tmp_path / "run")
+    with socket.socket() as listener:  # accepts every connection (the backlog) and never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        start = time.monotonic()
+        pushed = run("-m", "lenet5", "push", str(tmp_path / "run"), "--repo-id", "tester/x",
+                     env={"HF_ENDPOINT": f"http://127.0.0.1:{listener.getsockname()[1]}"})
+        seconds = time.monotonic() - start
+    assert pushed.returncode != 0 and "Traceback" not in pushed.stderr
+    assert "cannot reach the Hugging Face Hub" in pushed.stderr and len(pushed.stderr.strip().splitlines()) <= 3
+    assert seconds < 60
