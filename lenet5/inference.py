@@ -110,6 +110,7 @@ class Reading:
     maps: dict[str, torch.Tensor] = field(default_factory=dict)  # "c1" [6, 28, 28], "c3" [16, 10, 10]
     reason: str | None = None
     detail: str = ""
+    logits: list[float] | None = None  # the network's raw outputs, before the softmax
 
     @property
     def ranked(self) -> list[tuple[str, float]]:
@@ -163,10 +164,12 @@ def read_fields(fields: Sequence[np.ndarray], model: LeNet5 | None = None, maps:
     batch = torch.from_numpy(np.stack(fields))[:, None].to(weight.device, weight.dtype)
     with torch.inference_mode(), small_batch_kernels(len(fields)):
         final, (c1, c3, _) = model.forward_intermediates(batch)
-        probs = torch.softmax(model.forward_head(final).float(), dim=1).cpu().tolist()
+        logits = model.forward_head(final).float()
+        probs = torch.softmax(logits, dim=1).cpu().tolist()
         stages = {"c1": c1.float().cpu(), "c3": c3.float().cpu()} if maps else {}
-    return [Reading(probs=dict(zip(LABEL_NAMES, probs[row])), input=field_, maps={n: m[row] for n, m in stages.items()})
-            for row, field_ in enumerate(fields)]
+    logits = logits.cpu().tolist()
+    return [Reading(probs=dict(zip(LABEL_NAMES, probs[row])), input=field_, maps={n: m[row] for n, m in stages.items()},
+                    logits=logits[row]) for row, field_ in enumerate(fields)]
 
 
 def predict(image: Any, model: LeNet5 | None = None) -> dict[str, float]:

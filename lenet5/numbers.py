@@ -8,7 +8,8 @@ This is the string reading of LeCun et al. 1998 (sections V and VI), in its simp
 2. Every run of one to MAX_SPAN consecutive pieces is a candidate digit (a 4 or a 5 drawn in two strokes
    is two pieces), and the network reads all candidates in one batch.
 3. The segmentation graph has a node between consecutive pieces and an edge for each candidate; its cost
-   is how unsure the network is (-log of its top probability), plus a cost per digit, plus penalties for
+   is how unsure the network is (-log of its top probability against a "rubbish" class, as in the paper's
+   MAP criterion, so that two merged digits or half of one cost more), plus a cost per digit, plus penalties for
    shapes no digit has (too wide, pieces far apart). A short piece (a dot, a dash) may also be skipped at
    a cost. The cheapest path through the graph is the reading: the network's own scores choose the cuts.
 """
@@ -21,7 +22,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from .inference import read_fields, reason_for
+from .inference import default_model, read_fields, reason_for
 from .preprocessing import (
     NoDigitError,
     UnreadableImageError,
@@ -47,6 +48,11 @@ SKIP_COST = 2.5  # leaving a short piece out of the number
 SHORT = 0.45  # pieces shorter than this fraction of the tallest may be left out (a dot, a dash)
 TOUCHING = 0.75  # a stroke wider than this times its height is given candidate cuts
 MAX_CUTS = 3
+# The logit of the "rubbish" class that competes with the ten digits for every candidate. lecun1998 was
+# trained with one: its outputs are minus the distances to the prototypes, and the paper's MAP criterion
+# gives rubbish the distance j = 10 (a single MNIST training digit lies at 2.5 from its prototype, median;
+# two merged digits at 17). The modern network has none: a fixed rubbish logit made it merge more digits.
+RUBBISH = {"lecun1998": -10.0, "modern": -math.inf}
 
 
 class TooManyMarks(UnreadableImageError):
@@ -115,8 +121,11 @@ def read_number(image: Any, model=None) -> NumberReading:
     candidates = [(i, j) for i in range(len(pieces)) for j in range(i + 1, min(i + MAX_SPAN, len(pieces)) + 1)]
     fields = [candidate_field(ink, pieces[i:j]) for i, j in candidates]
     readable = [k for k, f in enumerate(fields) if f is not None and not not_digit_like(f)]
-    scores = {k: r.probs for k, r in zip(readable, read_fields([fields[k] for k in readable], model, maps=False))}
-    path = best_path(pieces, candidates, scores)
+    model = model or default_model()
+    readings = dict(zip(readable, read_fields([fields[k] for k in readable], model, maps=False)))
+    scores = {k: r.probs for k, r in readings.items()}
+    doubts = {k: doubt(r.logits, RUBBISH[model.variant]) for k, r in readings.items()}
+    path = best_path(pieces, candidates, doubts)
     scale = (width / ink.shape[1], height / ink.shape[0])
     digits, left_out = [], []
     for step in path:
@@ -223,15 +232,24 @@ def candidate_field(ink: np.ndarray, pieces: list[Piece]) -> np.ndarray | None:
         return None
 
 
-def best_path(pieces: list[Piece], candidates: list[tuple[int, int]], scores: dict[int, dict[str, float]]) -> list:
+def doubt(logits: list[float], rubbish: float) -> float:
+    """-log of the top digit's probability when a "rubbish" class with a fixed logit competes with the ten
+    (the j of the paper's MAP criterion, eq. 9): a candidate that is no digit, or two merged digits, gets
+    low logits for every digit, so the rubbish class takes most of the probability."""
+    top = max(logits)
+    total = sum(math.exp(value - top) for value in logits) + math.exp(rubbish - top)
+    return math.log(total)
+
+
+def best_path(pieces: list[Piece], candidates: list[tuple[int, int]], doubts: dict[int, float]) -> list:
     """The cheapest way through the segmentation graph, as a list of ("digit", candidate index) and
     ("skip", piece index) steps (dynamic programming over the nodes between pieces)."""
     tallest = max(p.height for p in pieces)
     best = [0.0] + [math.inf] * len(pieces)
     back: list = [None] * (len(pieces) + 1)
     for k, (i, j) in sorted(enumerate(candidates), key=lambda item: item[1][1]):
-        if k in scores:
-            cost = best[i] + digit_cost(pieces[i:j], scores[k], tallest)
+        if k in doubts:
+            cost = best[i] + digit_cost(pieces[i:j], doubts[k], tallest)
             if cost < best[j]:
                 best[j], back[j] = cost, ("digit", k, i)
         if j == i + 1 and pieces[i].height < SHORT * tallest and best[i] + SKIP_COST < best[j]:
@@ -244,10 +262,10 @@ def best_path(pieces: list[Piece], candidates: list[tuple[int, int]], scores: di
     return path[::-1]
 
 
-def digit_cost(pieces: list[Piece], probs: dict[str, float], tallest: int) -> float:
+def digit_cost(pieces: list[Piece], doubt_: float, tallest: int) -> float:
     x0, y0, x1, y1 = union_box(pieces)
     height = max(y1 - y0, 1)
-    cost = DIGIT_COST - math.log(max(max(probs.values()), 1e-9))
+    cost = DIGIT_COST + doubt_
     cost += WIDE_COST * max(0.0, (x1 - x0) / height - WIDE)
     gaps = [b.cols.start - a.cols.stop for a, b in zip(pieces, pieces[1:])]
     cost += GAP_COST * max(0, max(gaps, default=0)) / tallest

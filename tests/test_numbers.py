@@ -75,3 +75,12 @@ def test_bad_pictures_get_a_reason_never_an_exception(tmp_path):
     speckled = read_number(noise)
     assert speckled.reason in ("not_a_digit", "unreadable") and speckled.text == ""
     assert read_number(None).reason == "blank" and read_number(42).reason == "unreadable"
+
+
+def test_the_papers_rubbish_class_makes_a_candidate_far_from_every_prototype_costly():
+    from lenet5.numbers import RUBBISH, doubt
+
+    near = [-2.5] + [-40.0] * 9  # lecun1998's logits: minus the distances to the ten prototypes
+    far = [-17.0] + [-40.0] * 9  # two merged digits: near no prototype
+    assert doubt(near, RUBBISH["lecun1998"]) < 0.01 < 6 < doubt(far, RUBBISH["lecun1998"])
+    assert doubt(far, RUBBISH["modern"]) == pytest.approx(0.0, abs=1e-6)  # without one: only the softmax
