@@ -40,6 +40,8 @@ INK = 0.25  # ink at least this strong makes up the strokes that are segmented
 BRIDGE = 1  # gaps in a stroke up to twice this many pixels wide are bridged
 MAX_PIECES = 40  # more separate marks than this is not a number: refused before anything is read
 MAX_SPAN = 4  # a digit is made of at most this many pieces (strokes, or parts cut from touching digits)
+DOUBT_WEIGHT = 2.0  # how much the network's doubt counts against the shape costs below (tuned with seed 7 of
+# bench/number_accuracy.py; its reported figures use seed 0)
 DIGIT_COST = 0.5  # the price of each digit read: without it, the path would cut everything into pieces
 WIDE = 1.1  # a candidate digit wider than this times its height pays for every bit of width beyond
 WIDE_COST = 6.0
@@ -265,7 +267,7 @@ def best_path(pieces: list[Piece], candidates: list[tuple[int, int]], doubts: di
 def digit_cost(pieces: list[Piece], doubt_: float, tallest: int) -> float:
     x0, y0, x1, y1 = union_box(pieces)
     height = max(y1 - y0, 1)
-    cost = DIGIT_COST + doubt_
+    cost = DIGIT_COST + DOUBT_WEIGHT * doubt_
     cost += WIDE_COST * max(0.0, (x1 - x0) / height - WIDE)
     gaps = [b.cols.start - a.cols.stop for a, b in zip(pieces, pieces[1:])]
     cost += GAP_COST * max(0, max(gaps, default=0)) / tallest
