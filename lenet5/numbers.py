@@ -8,9 +8,9 @@ This is the string reading of LeCun et al. 1998 (sections V and VI), in its simp
 2. Every run of one to MAX_SPAN consecutive pieces is a candidate digit (a 4 or a 5 drawn in two strokes
    is two pieces), and the network reads all candidates in one batch.
 3. The segmentation graph has a node between consecutive pieces and an edge for each candidate; its cost
-   is how unsure the network is (-log of its top probability against a "rubbish" class, as in the paper's
-   MAP criterion, so that two merged digits or half of one cost more), plus a cost per digit, plus penalties for
-   shapes no digit has (too wide, pieces far apart). A short piece (a dot, a dash) may also be skipped at
+   is how unsure the network is (-log of its top probability, against a "rubbish" class for the paper's
+   network as in its MAP criterion), plus a cost per digit, plus penalties for shapes no digit has (too
+   wide, pieces far apart). A short piece (a dot, a dash) may also be skipped at
    a cost. The cheapest path through the graph is the reading: the network's own scores choose the cuts.
 """
 
@@ -23,6 +23,7 @@ from PIL import Image
 from scipy import ndimage
 
 from .inference import default_model, read_fields, reason_for
+from .model import LeNet5
 from .preprocessing import (
     NoDigitError,
     UnreadableImageError,
@@ -106,7 +107,7 @@ class Piece:
         return (self.cols.start + self.cols.stop) / 2
 
 
-def read_number(image: Any, model=None) -> NumberReading:
+def read_number(image: Any, model: LeNet5 | None = None) -> NumberReading:
     """Read the digits of a number in any picture form `predict` takes, of any width (see the module's
     docstring for how). Never raises for a bad picture: the reading says what is wrong."""
     try:
