@@ -5,6 +5,7 @@ Needs Debian's `chromium` (.ci/run installs it) and the playwright package; no b
 Screenshots are saved in tests/screenshots/ to look at.
 """
 
+import re
 import shutil
 from pathlib import Path
 
@@ -132,9 +133,14 @@ def test_the_pads_own_trash_icon_then_draw_again(page):
     expect_read(page, "4")
 
 
+def brush_is_picked(page: Page, pad: str = "#canvas") -> None:
+    expect(page.locator(f'{pad} button[aria-label="Brush"]')).to_have_class(re.compile(r"\bhighlight\b"))
+
+
 def test_an_example_click_then_clear_then_draw(page):
     page.locator(".gallery-item, [data-testid='example'], .example").nth(8).click()
     expect_read(page, "8")
+    brush_is_picked(page)  # drawing over the example starts on the first drag
     page.screenshot(path=SCREENSHOTS / "example.png", full_page=True)
     page.locator("#clear").click()
     expect_cleared(page)
@@ -180,6 +186,7 @@ def test_switching_networks_mid_drawing_then_finishing_the_digit(page):
     draw(page, "4", strokes=slice(0, 1))  # the open angle of a 4: not yet the digit
     page.locator("#network").get_by_text("LeCun et al. 1998").click()
     page.wait_for_timeout(1_000)
+    brush_is_picked(page)
     draw(page, "4", strokes=slice(1, None))  # its down stroke, after the switch
     expect_read(page, "4")
     assert "It is a 4" in settled_verdict(page)
