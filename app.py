@@ -206,20 +206,25 @@ def is_empty(image) -> bool:
     return image is None
 
 
+def request_refusal(image, network, models: dict[str, LeNet5]) -> str | None:
+    """Why a request cannot be read at all (Gradio refused its picture, or it names no network here), or None."""
+    refused = next((value for value in (image, network) if isinstance(value, Refused)), None)
+    if refused:
+        return refused.detail
+    if not isinstance(network, str) or network not in models:
+        return f"There is no network called {network!r} here; choose one of {', '.join(models)}."
+    return None
+
+
 def read_batch(images: list, networks: list, models: dict[str, LeNet5]) -> list[list]:
     """Gradio batches simultaneous requests: one list per input in, one list per output out. Requests
     are read in one forward pass per network they asked for; a bad one never fails the others."""
     readings: list[Reading | None] = [None] * len(images)
     empty = [is_empty(image) for image in images]  # a cleared canvas or upload: the page starts over
     for i, (image, network) in enumerate(zip(images, networks)):
-        refused = next((value for value in (image, network) if isinstance(value, Refused)), None)
-        if empty[i]:
-            continue
-        if refused:
-            readings[i] = Reading(reason="refused", detail=refused.detail)
-        elif not isinstance(network, str) or network not in models:
-            detail = f"There is no network called {network!r} here; choose one of {', '.join(models)}."
-            readings[i] = Reading(reason="refused", detail=detail)
+        refusal = None if empty[i] else request_refusal(image, network, models)
+        if refusal:
+            readings[i] = Reading(reason="refused", detail=refusal)
     for name in models:
         rows = [i for i, network in enumerate(networks) if readings[i] is None and not empty[i] and network == name]
         for i, reading in zip(rows, read_digits([images[i] for i in rows], models[name])):
@@ -280,13 +285,10 @@ def read_number_batch(images: list, networks: list, models: dict[str, LeNet5]) -
     """Like read_batch, for whole numbers: every request is answered on its own, a bad one in words."""
     answers = []
     for image, network in zip(images, networks):
-        refused = next((value for value in (image, network) if isinstance(value, Refused)), None)
         if is_empty(image):
             answers.append(show_number(None, None))
-        elif refused:
-            answers.append((refused.detail, ""))
-        elif not isinstance(network, str) or network not in models:
-            answers.append((f"There is no network called {network!r} here; choose one of {', '.join(models)}.", ""))
+        elif refusal := request_refusal(image, network, models):
+            answers.append((refusal, ""))
         else:
             answers.append(show_number(image, read_number(image, models[network])))
     return [list(column) for column in zip(*answers)]
@@ -371,8 +373,8 @@ def build_demo(model_source: str | None = None) -> gr.Blocks:
                                             api_name="read_number", **events)
         number_uploaded = number_upload.change(read_numbers, [number_upload, network], number_outputs,
                                                api_name="read_number_upload", **events)
-        network.change(lambda drawing, choice: read_number_one(drawing, choice, models), [number_canvas, network],
-                       number_outputs, api_name=False, show_progress="hidden", cancels=[number_drawn, number_uploaded])
+        network.change(partial(read_number_one, models=models), [number_canvas, network], number_outputs,
+                       api_name=False, show_progress="hidden", cancels=[number_drawn, number_uploaded])
         number_clear.click(lambda: (None, None, NUMBER_START, ""), None, [number_canvas, number_upload, *number_outputs],
                            api_name=False, show_progress="hidden")
     return demo.queue(default_concurrency_limit=4)

@@ -35,7 +35,6 @@ MIN_FREE_BYTES = 50 * 2**20  # a run writes about 2 MB; less free space than thi
 RUN_FILES = ("config.json", "README.md", "metrics.json", *PICTURES)  # what save_run writes beside the weights
 
 MODERN, LECUN = default_config("modern"), default_config("lecun1998")
-PUBLISHING = ("push", "repo_id", "private")
 
 
 def recipe_default(name: str) -> str:
@@ -84,7 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--repo-id and --private only take effect with --push: add --push to publish")
     if args.resume and args.overwrite:
         p.error("--resume continues the run in --out and --overwrite replaces it: choose one")
-    args.out = args.out or Path("outputs") / f"lenet5-{args.variant or 'modern'}"
+    args.out = args.out or Path("outputs") / f"lenet5-{args.variant or MODERN.variant}"
     return args
 
 
@@ -97,15 +96,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def reproduce_command(config: TrainConfig) -> str:
     """The train.py command that makes this recipe again (written from the config: it trains, never pushes)."""
-    words = ["python", "train.py"]
+    words = ["python", "train.py"] + ([flag("variant"), config.variant] if config.variant != MODERN.variant else [])
     base = default_config(config.variant)
     for recipe_field in fields(TrainConfig):
         value = getattr(config, recipe_field.name)
-        if recipe_field.name == "variant" and value != "modern":
-            words += [flag("variant"), value]
-        elif recipe_field.type is bool and value != getattr(base, recipe_field.name):
+        if value == getattr(base, recipe_field.name):
+            continue
+        if recipe_field.type is bool:
             words.append(flag("no_" + recipe_field.name))
-        elif recipe_field.name != "variant" and value != getattr(base, recipe_field.name):
+        else:
             words += [flag(recipe_field.name), f"{value:g}" if isinstance(value, float) else str(value)]
     return shlex.join(words)
 
@@ -135,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     checkpoint = args.out / "checkpoint.pt"
     try:
-        repo_id = resolve_repo_id(args.repo_id, hub_username(), args.variant or "modern") if args.push else None
+        repo_id = resolve_repo_id(args.repo_id, hub_username(), args.variant or MODERN.variant) if args.push else None
         prepare_out(args.out, args.resume, args.overwrite)
         device = resolve_device(args.device)
         state = load_checkpoint(checkpoint, device) if args.resume else None

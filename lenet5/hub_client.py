@@ -16,13 +16,13 @@ READ_SECONDS = 20  # the longest wait for an answer (downloads of data retry a t
 def bounded_client() -> httpx2.Client:
     """huggingface_hub's own client, with a time limit on every request that has none."""
     client = _http.default_client_factory()
-    client.timeout = httpx2.Timeout(READ_SECONDS, connect=CONNECT_SECONDS)
     client.event_hooks["request"].append(bound_request)
     return client
 
 
 def bound_request(request: httpx2.Request) -> None:
-    # Many HfApi calls (model_info, ...) pass timeout=None, which overrides the client's timeout with none.
+    # The client's default is no timeout, and many HfApi calls (model_info, ...) also pass timeout=None
+    # themselves, which would override any default: so the limit is set on each request that has none.
     limits = request.extensions.get("timeout") or {}
     if all(limits.get(kind) is None for kind in ("connect", "read", "write", "pool")):
         request.extensions["timeout"] = httpx2.Timeout(READ_SECONDS, connect=CONNECT_SECONDS).as_dict()

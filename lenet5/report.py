@@ -23,7 +23,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData  # noqa: E402
 
 from .data import Split  # noqa: E402
 from .model import LABEL_NAMES, MODEL_CARD_TEMPLATE, LeNet5  # noqa: E402
-from .training import Evaluation, TrainConfig, TrainResult  # noqa: E402
+from .training import Evaluation, TrainConfig, TrainResult, brief  # noqa: E402
 
 PICTURES = ("training_curves.png", "confusion_matrix.png", "misclassified.png")
 
@@ -213,8 +213,7 @@ def save_run(
     try:
         return write_run(staging, out_dir, result, test, test_eval, metrics)
     except (OSError, RuntimeError) as error:  # a full disk; torch's writers raise RuntimeError for it
-        reason = " ".join(str(error).split()[:12])
-        raise ValueError(f"cannot save the run in {out_dir} ({reason}); its checkpoint is kept, and "
+        raise ValueError(f"cannot save the run in {out_dir} ({brief(error)}); its checkpoint is kept, and "
                          f"`python train.py --resume --out {out_dir}` saves it once there is room") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)

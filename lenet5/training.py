@@ -328,8 +328,7 @@ class Trainer:
         except (OSError, RuntimeError) as error:  # a full disk reaches torch.save's writer as a RuntimeError
             if partial.is_file():
                 partial.unlink()
-            reason = " ".join(str(error).split()[:12])
-            raise ValueError(f"cannot write the checkpoint {path} (disk full or read-only?): {reason}; "
+            raise ValueError(f"cannot write the checkpoint {path} (disk full or read-only?): {brief(error)}; "
                              f"the last good checkpoint is kept") from None
 
     @classmethod
@@ -360,6 +359,11 @@ def load_checkpoint(path: Path, device: torch.device) -> dict:
     if missing:
         raise ValueError(f"cannot resume: {path} is not a lenet5 training checkpoint (missing {sorted(missing)})")
     return state
+
+
+def brief(error: Exception, words: int = 12) -> str:
+    """The start of an error's message, on one line: torch's disk errors run to many lines of C++ context."""
+    return " ".join(str(error).split()[:words]) or type(error).__name__
 
 
 def is_finished(state: dict) -> bool:
