@@ -55,7 +55,7 @@ compare today's LeNet-5 with the paper's original on the same digit. The **Numbe
 number, a year or a phone number, digit by digit, the way the paper reads strings of digits."""
 
 BUNDLED_NAMES = {
-    "modern": "Modern LeNet-5 (ReLU, BatchNorm)",
+    "modern": "Modern LeNet-5 (ReLU, max-pool)",
     "lecun1998": "LeCun et al. 1998 (tanh, RBF outputs)",
 }
 

@@ -12,7 +12,7 @@ import shlex
 import shutil
 import sys
 import tempfile
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 from lenet5.data import load_mnist
@@ -81,6 +81,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if (args.repo_id or args.private) and not args.push:
         p.error("--repo-id and --private only take effect with --push: add --push to publish")
+    if args.push and args.variant == "teacher":
+        p.error("--push publishes LeNet-5s; a teacher stays local, for --teacher")
     if args.resume and args.overwrite:
         p.error("--resume continues the run in --out and --overwrite replaces it: choose one")
     args.out = args.out or Path("outputs") / f"lenet5-{args.variant or MODERN.variant}"
@@ -97,7 +99,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def reproduce_command(config: TrainConfig) -> str:
     """The train.py command that makes this recipe again (written from the config: it trains, never pushes)."""
     words = ["python", "train.py"] + ([flag("variant"), config.variant] if config.variant != MODERN.variant else [])
-    base = default_config(config.variant)
+    base = replace(default_config(config.variant, teacher=config.teacher), teacher="")  # the teacher's recipe, not its path
     for recipe_field in fields(TrainConfig):
         value = getattr(config, recipe_field.name)
         if value == getattr(base, recipe_field.name):
@@ -147,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"resuming {checkpoint} after epoch {trainer.epoch} of {config.epochs}")
             for stats in trainer.history:
                 print(format_epoch(stats, config.epochs))
-        print(f"training LeNet-5 ({config.variant}) on {len(data.train):,} MNIST digits, device {device}")
+        network = "the teacher network" if config.variant == "teacher" else f"LeNet-5 ({config.variant})"
+        taught = f", distilled from {config.teacher}" if config.teacher else ""
+        print(f"training {network} on {len(data.train):,} MNIST digits, device {device}{taught}")
         result = trainer.run(checkpoint, time_budget=args.time_budget)
         test = evaluate(result.model, data.test)
         metrics = build_metrics(result, test, device, len(data.train), len(data.val), reproduce_command(config))

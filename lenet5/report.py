@@ -23,7 +23,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData  # noqa: E402
 
 from .data import Split  # noqa: E402
 from .model import LABEL_NAMES, MODEL_CARD_TEMPLATE, LeNet5  # noqa: E402
-from .training import Evaluation, TrainConfig, TrainResult, brief  # noqa: E402
+from .training import Evaluation, TrainConfig, TrainResult, brief, training_dtype  # noqa: E402
 
 PICTURES = ("training_curves.png", "confusion_matrix.png", "misclassified.png")
 
@@ -87,6 +87,7 @@ def build_metrics(
         "stopped": result.stopped,
         "train_seconds": round(result.seconds, 2),
         "device": describe_device(device),
+        "precision": "bf16 mixed precision" if training_dtype(device) == torch.bfloat16 else "fp32",
         "train_images": train_images,
         "val_images": val_images,
         "torch": torch.__version__,
@@ -126,6 +127,8 @@ def build_model_card(metrics: dict, repo_id: str | None = None, location: str | 
         epochs=metrics["epochs"],
         wall_time=f"{metrics['train_seconds']:.0f} s",
         device=metrics["device"],
+        precision=metrics.get("precision"),
+        teacher=metrics.get("config", {}).get("teacher"),
         per_class_accuracy=[f"{acc:.2%}" for acc in metrics["per_class_accuracy"].values()],
         val_size=f"{metrics['val_images']:,}",
         recipe=metrics["recipe"],

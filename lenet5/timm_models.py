@@ -15,7 +15,7 @@ from .model import FEATURE_INFO, TIMM_ARCHITECTURES, LeNet5, pretrained_cfg
 
 default_cfgs = generate_default_cfgs(
     {
-        f"{arch}.mnist": {**pretrained_cfg(variant), "file": str(BUNDLED_DIR / variant / "model.safetensors")}
+        f"{arch}.mnist": {**pretrained_cfg(), "file": str(BUNDLED_DIR / variant / "model.safetensors")}
         for variant, arch in TIMM_ARCHITECTURES.items()
     }
 )
@@ -30,7 +30,7 @@ def _create(variant: str, pretrained: bool, **kwargs) -> LeNet5:
 
 @register_model
 def lenet5(pretrained: bool = False, **kwargs) -> LeNet5:
-    """The modern LeNet-5 (ReLU, max-pool, BatchNorm) for 28x28 digits."""
+    """The modern LeNet-5 (ReLU, max-pool), the tutorials' network, for 28x28 digits."""
     return _create("modern", pretrained, **kwargs)
 
 

@@ -29,8 +29,8 @@ def test_one_epoch_gives_a_real_classifier_and_every_artifact(tmp_path, data_dir
     assert result.returncode == 0, result.stderr
     assert {p.name for p in out.iterdir()} == ARTIFACTS
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["test_accuracy"] >= 0.97 and metrics["epochs"] == 1
-    assert metrics["params"] == 61_728 and len(metrics["per_class_accuracy"]) == 10
+    assert metrics["test_accuracy"] >= 0.9 and metrics["epochs"] == 1  # the 30-epoch recipe cut to one: 92-93%
+    assert metrics["params"] == 61_706 and len(metrics["per_class_accuracy"]) == 10
     # The saved weights are the ones measured, and the card carries that figure.
     model = LeNet5.from_pretrained(out)
     assert evaluate(model, mnist_test).accuracy == metrics["test_accuracy"]
@@ -93,6 +93,8 @@ def test_publishing_flags_without_push_and_abbreviations_are_refused(tmp_path):
     for args in (["--repo-id", "me/x"], ["--private"]):
         refused = run("train.py", *args, "--out", str(tmp_path))
         assert refused.returncode == 2 and "only take effect with --push" in refused.stderr
+    teacher = run("train.py", "--variant", "teacher", "--push", "--out", str(tmp_path))
+    assert teacher.returncode == 2 and "a teacher stays local" in teacher.stderr
     abbreviated = run("train.py", "--pu", "--repo", "me/x", "--out", str(tmp_path))
     assert abbreviated.returncode == 2 and "unrecognized arguments: --pu --repo me/x" in abbreviated.stderr
 
@@ -134,6 +136,9 @@ def test_each_variant_trains_with_its_own_recipe_and_flags_win():
     assert (paper.optimizer, paper.lr, paper.label_smoothing, paper.epochs) == ("adam", 3e-3, 0.0, 30)
     fast = train.config_from_args(train.parse_args(["--fast", "--epochs", "3"]))
     assert (fast.epochs, fast.val_size, fast.augment, fast.ema_decay) == (3, 0, False, 0.0)
+    taught = train.config_from_args(train.parse_args(["--teacher", "runs/teacher"]))
+    assert (taught.optimizer, taught.lr) == ("adam", 5e-3)
+    assert train.reproduce_command(taught) == "python train.py --teacher runs/teacher"
     tuned = train.config_from_args(train.parse_args(["--schedule", "plateau", "--patience", "4", "--optimizer", "adam"]))
     assert (tuned.schedule, tuned.patience, tuned.optimizer, tuned.lr) == ("plateau", 4, "adam", 0.1)
 
@@ -154,9 +159,9 @@ def test_the_papers_network_trains_from_the_command_line(tmp_path, data_dir):
 def test_summary_command_prints_the_layers():
     result = run("-m", "lenet5", "summary")
     assert result.returncode == 0, result.stderr
-    for layer in ("c1.conv", "c3.conv", "c5", "f6", "head"):
+    for layer in ("c1", "c3", "c5", "f6", "head"):
         assert layer in result.stdout
-    assert result.stdout.split()[-2:] == ["61,728", "416,520"]  # parameters, multiply-adds per image
+    assert result.stdout.split()[-2:] == ["61,706", "416,520"]  # parameters, multiply-adds per image
     paper = run("-m", "lenet5", "summary", "--variant", "lecun1998")
     assert "TableConv" in paper.stdout and paper.stdout.split()[-2:] == ["60,000", "328,096"]
 

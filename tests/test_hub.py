@@ -48,7 +48,7 @@ def test_train_push_then_load_with_the_mixin_and_timm(hub, tmp_path, data_dir):
     metrics = json.loads(hub.files("tester/lenet5-mnist")["metrics.json"])
     card = ModelCard(hub.files("tester/lenet5-mnist")["README.md"].decode())
     assert card.data.eval_results[0].metric_type == "accuracy"
-    assert card.data.eval_results[0].metric_value == round(metrics["test_accuracy"], 4) >= 0.97
+    assert card.data.eval_results[0].metric_value == round(metrics["test_accuracy"], 4) >= 0.9
     assert {"mnist", "image-classification"} <= set(card.data.tags) and card.data.library_name == "lenet5"
     assert 'LeNet5.from_pretrained("tester/lenet5-mnist")' in card.text
     assert 'timm.create_model("hf-hub:tester/lenet5-mnist", pretrained=True)' in card.text
