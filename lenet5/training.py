@@ -262,16 +262,7 @@ class Trainer:
             x = to_float(images)
             if cfg.augment:
                 x = random_stroke_width(random_affine(x, self.generator), self.generator)
-            x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
-                logits = model(x)
-                if self.teacher:
-                    with torch.no_grad():
-                        teacher_logits = self.teacher(x)
-            if self.teacher:
-                loss = distillation_loss(logits, teacher_logits, labels, cfg.label_smoothing)
-            else:
-                loss = model.loss(logits, labels, cfg.label_smoothing)
+            logits, loss = self.forward_loss(x.contiguous(memory_format=torch.channels_last), labels)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -288,6 +279,16 @@ class Trainer:
                 break
         batches.close()
         return total_loss.item() / max(steps, 1), total_correct.item() / max(steps * cfg.batch_size, 1)
+
+    def forward_loss(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's logits and training loss: against the labels, or with a teacher, against its outputs too."""
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+            logits = self.model(x)
+            with torch.no_grad():
+                teacher_logits = self.teacher(x) if self.teacher else None
+        if teacher_logits is None:
+            return logits, self.model.loss(logits, labels, self.config.label_smoothing)
+        return logits, distillation_loss(logits, teacher_logits, labels, self.config.label_smoothing)
 
     def run(
         self,
