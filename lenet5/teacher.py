@@ -7,13 +7,16 @@ arithmetic, and is trained with the same loop: `python train.py --variant teache
 
 import contextlib
 import io
+from pathlib import Path
 from typing import Final
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
+from safetensors import SafetensorError
 
+from .hub_client import one_line
 from .model import INPUT_SIZE, MNIST_MEAN, MNIST_STD
 
 # Distillation: the student matches the teacher's softmax at this temperature, which shows how much a 7
@@ -65,11 +68,13 @@ def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, labels
 
 def load_teacher(path: str, device: torch.device) -> WideTeacher:
     """A teacher saved by `train.py --variant teacher`, ready to label batches; ValueError if it cannot be read."""
+    made_by = "the --out folder of `python train.py --variant teacher`"
+    if not Path(path).is_dir():
+        raise ValueError(f"the teacher {path!r} is not a folder: give {made_by}")
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints a line for every local folder it loads
             teacher = WideTeacher.from_pretrained(path, strict=True)
-    except Exception as error:  # a missing folder, a damaged file and mismatched weights all end here
-        reason = " ".join(str(error).split()[:25]) or type(error).__name__
-        raise ValueError(f"cannot read the teacher {path!r} (trained with `python train.py --variant teacher "
-                         f"--out DIR`?): {reason}") from None
+    except (OSError, RuntimeError, SafetensorError, TypeError, ValueError) as error:
+        # no weights file, damaged weights, weights of another network, a config of another network
+        raise ValueError(f"cannot read the teacher in {path} (is it {made_by}?): {one_line(error)[:200]}") from None
     return teacher.to(device, memory_format=torch.channels_last).eval().requires_grad_(False)

@@ -157,8 +157,11 @@ def test_a_distilled_network_learns_what_its_teacher_says(mnist, tmp_path):
     student = Trainer(default_config(**recipe, teacher=str(tmp_path)), data, CPU).run(progress=False)
     predictions = evaluate(student.model, data.val).predictions
     assert (predictions == (data.val.labels + 1) % 10).float().mean() > 0.8
-    with pytest.raises(ValueError, match="cannot read the teacher"):
+    with pytest.raises(ValueError, match="is not a folder"):
         Trainer(TrainConfig(teacher=str(tmp_path / "missing")), data, CPU)
+    student.model.save_pretrained(tmp_path / "lenet5")  # a folder of the wrong network
+    with pytest.raises(ValueError, match="cannot read the teacher in .*Missing key"):
+        Trainer(TrainConfig(teacher=str(tmp_path / "lenet5")), data, CPU)
     with pytest.raises(ValueError, match="distils the modern LeNet-5"):
         TrainConfig(variant="lecun1998", label_smoothing=0.0, teacher=str(tmp_path))
 
