@@ -19,6 +19,7 @@ a large matrix multiply on the same device and in the same precision, measured i
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -151,19 +152,15 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.1f}x" if a and b else "-"
 
 
-def median(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2]
-
-
 def report(device_name: str, tutorial: dict, ours: dict[int, dict], floor: dict) -> str:
     t = summarise(tutorial)
     seeds = {seed: summarise(result) for seed, result in ours.items()}
     reached = [s["to_target_s"] for s in seeds.values() if s["to_target_s"]]
     o = {
-        "seconds_per_epoch": median([s["seconds_per_epoch"] for s in seeds.values()]),
-        "to_target_s": median(reached) if len(reached) == len(seeds) else None,
-        "epochs": median([s["epochs"] for s in seeds.values()]),
-        "final_acc": median([s["final_acc"] for s in seeds.values()]),
+        "seconds_per_epoch": statistics.median([s["seconds_per_epoch"] for s in seeds.values()]),
+        "to_target_s": statistics.median(reached) if len(reached) == len(seeds) else None,
+        "epochs": statistics.median([s["epochs"] for s in seeds.values()]),
+        "final_acc": statistics.median([s["final_acc"] for s in seeds.values()]),
         "peak_mb": max(s["peak_mb"] for s in seeds.values()),
     }
 
