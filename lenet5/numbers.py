@@ -9,9 +9,14 @@ This is the string reading of LeCun et al. 1998 (sections V and VI), in its simp
    is two pieces), and the network reads all candidates in one batch.
 3. The segmentation graph has a node between consecutive pieces and an edge for each candidate; its cost
    is how unsure the network is (-log of its top probability, against a "rubbish" class for the paper's
-   network as in its MAP criterion), plus a cost per digit, plus penalties for shapes no digit has (too
+   network as in its MAP criterion), less a bonus per digit, plus penalties for shapes no digit has (too
    wide, pieces far apart). A short piece (a dot, a dash) may also be skipped at
    a cost. The cheapest path through the graph is the reading: the network's own scores choose the cuts.
+
+The scores can choose only because the networks learnt to doubt wrong cuts: as in the paper, both were
+trained on the candidates this very segmenter cuts out of numbers written with training digits, every
+wrong cut (half a digit, two digits run together) labelled as no digit (lenet5.writing). A network that
+has seen single centred digits only reads two merged digits as one, and is sure of it.
 """
 
 import math
@@ -41,21 +46,25 @@ INK = 0.25  # ink at least this strong makes up the strokes that are segmented
 BRIDGE = 1  # gaps in a stroke up to twice this many pixels wide are bridged
 MAX_PIECES = 40  # more separate marks than this is not a number: refused before anything is read
 MAX_SPAN = 4  # a digit is made of at most this many pieces (strokes, or parts cut from touching digits)
-DOUBT_WEIGHT = 2.0  # how much the network's doubt counts against the shape costs below (tuned with seed 7 of
+DOUBT_WEIGHT = 4.0  # how much the network's doubt counts against the shape costs below (tuned with seed 7 of
 # bench/number_accuracy.py; its reported figures use seed 0)
-DIGIT_COST = 0.5  # the price of each digit read: without it, the path would cut everything into pieces
+DIGIT_BONUS = 0.5  # what each digit read takes off the cost: networks that doubt wrong cuts need no price per
+# digit to keep a digit whole, and the bonus keeps two digits that run together from passing for one
 WIDE = 1.1  # a candidate digit wider than this times its height pays for every bit of width beyond
-WIDE_COST = 6.0
+WIDE_COST = 10.0
 GAP_COST = 8.0  # per unit of gap (in heights) between pieces read as one digit
 SKIP_COST = 2.5  # leaving a short piece out of the number
 SHORT = 0.45  # pieces shorter than this fraction of the tallest may be left out (a dot, a dash)
-TOUCHING = 0.75  # a stroke wider than this times its height is given candidate cuts
-MAX_CUTS = 3
+TOUCHING = 0.4  # a stroke wider than this times its height is given candidate cuts (two touching 1s are narrow)
+CUT_MARGIN = 0.1  # cuts keep this many heights from a stroke's ends: a 1 beside a digit is a tenth of a height wide
+CUT_SPACING = 0.2  # and from each other
+MAX_CUTS = 6
 # The logit of the "rubbish" class that competes with the ten digits for every candidate. lecun1998 was
 # trained with one: its outputs are minus the distances to the prototypes, and the paper's MAP criterion
-# gives rubbish the distance j = 10 (a single MNIST training digit lies at 2.5 from its prototype, median;
-# two merged digits at 17). The modern network has none: a fixed rubbish logit made it merge more digits.
-RUBBISH = {"lecun1998": -10.0, "modern": -math.inf}
+# gives rubbish the distance j = 10 in training (wrong cuts included); reading, a rubbish class a little
+# nearer, at 8, reads more numbers right (tuned with the costs above). The modern network has none: it
+# learnt to answer a wrong cut with even probabilities, which its doubt measures without one.
+RUBBISH_LOGIT = {"lecun1998": -8.0, "modern": -math.inf}
 
 
 class TooManyMarks(UnreadableImageError):
@@ -111,36 +120,50 @@ def read_number(image: Any, model: LeNet5 | None = None) -> NumberReading:
     """Read the digits of a number in any picture form `predict` takes, of any width (see the module's
     docstring for how). Never raises for a bad picture: the reading says what is wrong."""
     try:
-        picture, is_alpha = to_picture(image)
+        picture, is_alpha = to_picture(image)  # first: it refuses a picture too large before decoding it
         width, height = source_size(image)
-        plane = working_plane(picture)
-        ink = ink_map(plane, is_alpha)
-        pieces = find_pieces(ink)
+        cut = segment(picture, is_alpha)
     except Exception as error:  # noqa: BLE001  as for one digit: a bad picture gets a reason, never a crash
         reason, detail = reason_for(error)
         return NumberReading(reason=reason, detail=detail)
-    if not pieces:
+    if not cut.pieces:
         return NumberReading(reason="blank", detail="the picture is blank")
-    candidates = [(i, j) for i in range(len(pieces)) for j in range(i + 1, min(i + MAX_SPAN, len(pieces)) + 1)]
-    fields = [candidate_field(ink, pieces[i:j]) for i, j in candidates]
-    readable = [k for k, f in enumerate(fields) if f is not None and not not_digit_like(f)]
+    readable = [k for k, f in enumerate(cut.fields) if f is not None]
     model = model or default_model()
-    readings = dict(zip(readable, read_fields([fields[k] for k in readable], model, maps=False)))
-    scores = {k: r.probs for k, r in readings.items()}
-    doubts = {k: doubt(r.logits, RUBBISH[model.variant]) for k, r in readings.items()}
-    path = best_path(pieces, candidates, doubts)
-    scale = (width / ink.shape[1], height / ink.shape[0])
+    readings = dict(zip(readable, read_fields([cut.fields[k] for k in readable], model, maps=False)))
+    doubts = {k: doubt(r.logits, RUBBISH_LOGIT[model.variant]) for k, r in readings.items()}
+    scale = (width / cut.ink.shape[1], height / cut.ink.shape[0])
     digits, left_out = [], []
-    for step in path:
-        if step[0] == "skip":
-            left_out.append((to_source(union_box(pieces[step[1] : step[1] + 1]), scale), "not part of a digit"))
+    for kind, index in best_path(cut.pieces, cut.candidates, doubts):
+        if kind == "skip":
+            left_out.append((to_source(union_box(cut.pieces[index : index + 1]), scale), "not part of a digit"))
             continue
-        k = step[1]
-        i, j = candidates[k]
-        digits.append(Digit(probs=scores[k], box=to_source(union_box(pieces[i:j]), scale), input=fields[k]))
+        i, j = cut.candidates[index]
+        box = to_source(union_box(cut.pieces[i:j]), scale)
+        digits.append(Digit(probs=readings[index].probs, box=box, input=cut.fields[index]))
     if not digits:
         return NumberReading(reason="not_a_digit", detail="marks that are no digits", left_out=left_out)
     return NumberReading(text="".join(d.digit for d in digits), digits=digits, left_out=left_out)
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """A picture cut into candidate digits (steps 1 and 2 of the module's docstring)."""
+
+    ink: np.ndarray  # the working plane's ink, float [H, W] in [0, 1]
+    pieces: list[Piece]  # left to right
+    candidates: list[tuple[int, int]]  # (i, j): pieces[i:j] taken as one digit
+    fields: list[np.ndarray | None]  # each candidate's 28x28 input; None where it has no digit's shape
+
+
+def segment(picture: Image.Image, is_alpha: bool) -> Segmentation:
+    """The pieces of a picture as `to_picture` gives it, and every run of 1 to MAX_SPAN of them as a
+    candidate digit with the input the network reads for it."""
+    ink = ink_map(working_plane(picture), is_alpha)
+    pieces = find_pieces(ink)
+    candidates = [(i, j) for i in range(len(pieces)) for j in range(i + 1, min(i + MAX_SPAN, len(pieces)) + 1)]
+    fields = [candidate_field(ink, pieces[i:j]) for i, j in candidates]
+    return Segmentation(ink, pieces, candidates, [f if f is not None and not not_digit_like(f) else None for f in fields])
 
 
 def working_plane(picture: Image.Image) -> np.ndarray:
@@ -175,19 +198,20 @@ def find_pieces(ink: np.ndarray) -> list[Piece]:
 
 def cut_touching(piece: Piece) -> list[Piece]:
     """A stroke wider than TOUCHING times its height, cut at up to MAX_CUTS of its thinnest columns (local
-    minima of its ink per column, away from its ends and from each other)."""
+    minima of its ink per column, away from its ends and from each other). Too many cuts cost little, as
+    the network's doubt about the wrong ones passes them over; a cut missing loses the number."""
     h, w = piece.mask.shape
     if w <= TOUCHING * h:
         return [piece]
     profile = ndimage.uniform_filter1d(piece.mask.sum(axis=0).astype(np.float32), size=3)
-    margin, spacing = max(2, int(0.25 * h)), max(2, int(0.35 * h))
+    margin, spacing = max(2, int(CUT_MARGIN * h)), max(2, int(CUT_SPACING * h))
     order = np.argsort(profile[margin : w - margin], kind="stable") + margin
     cuts: list[int] = []
     for x in order:
-        if len(cuts) == MAX_CUTS or len(cuts) >= round(w / (0.5 * h)):
+        if len(cuts) == min(MAX_CUTS, round(w / (CUT_SPACING * h))):
             break
         local_min = profile[x] <= profile[max(0, x - spacing // 2) : x + spacing // 2 + 1].min()
-        if local_min and profile[x] <= 0.6 * profile.max() and all(abs(x - c) >= spacing for c in cuts):
+        if local_min and all(abs(x - c) >= spacing for c in cuts):
             cuts.append(int(x))
     parts, start = [], 0
     for cut in sorted(cuts) + [w]:
@@ -268,7 +292,7 @@ def best_path(pieces: list[Piece], candidates: list[tuple[int, int]], doubts: di
 def digit_cost(pieces: list[Piece], doubt_: float, tallest: int) -> float:
     x0, y0, x1, y1 = union_box(pieces)
     height = max(y1 - y0, 1)
-    cost = DIGIT_COST + DOUBT_WEIGHT * doubt_
+    cost = DOUBT_WEIGHT * doubt_ - DIGIT_BONUS
     cost += WIDE_COST * max(0.0, (x1 - x0) / height - WIDE)
     gaps = [b.cols.start - a.cols.stop for a, b in zip(pieces, pieces[1:])]
     cost += GAP_COST * max(0, max(gaps, default=0)) / tallest
