@@ -151,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(format_epoch(stats, config.epochs))
         network = "the teacher network" if config.variant == "teacher" else f"LeNet-5 ({config.variant})"
         taught = f", distilled from {config.teacher}" if config.teacher else ""
-        print(f"training {network} on {len(data.train):,} MNIST digits, device {device}{taught}")
+        cut = (f" and {len(trainer.train_split) - len(data.train):,} pieces of {config.pieces:,} numbers written with "
+               "them" if config.pieces else "")
+        print(f"training {network} on {len(data.train):,} MNIST digits{cut}, device {device}{taught}")
         result = trainer.run(checkpoint, time_budget=args.time_budget)
         test = evaluate(result.model, data.test)
         metrics = build_metrics(result, test, device, len(data.train), len(data.val), reproduce_command(config))

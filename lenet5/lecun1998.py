@@ -200,6 +200,7 @@ def map_loss(logits: torch.Tensor, labels: torch.Tensor, j: float = MAP_J) -> to
 
     With logits -y_i this is the cross-entropy over the ten digits plus an eleventh "rubbish" class whose
     logit is fixed at -j: it pulls the correct output's distance down and pushes the others up.
+    A label of -1 (a piece that is no digit, lenet5.writing) is that class: the paper's training on wrong cuts.
     """
-    rubbish = torch.full_like(logits[:, :1], -j)
-    return F.cross_entropy(torch.cat([logits.float(), rubbish], dim=1), labels)
+    scores = torch.cat([logits.float(), torch.full_like(logits[:, :1], -j)], dim=1)
+    return F.cross_entropy(scores, torch.where(labels < 0, logits.shape[1], labels))

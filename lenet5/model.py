@@ -25,6 +25,7 @@ INPUT_SIZE = 28
 VARIANTS = ("modern", "lecun1998")
 TIMM_ARCHITECTURES = {"modern": "lenet5", "lecun1998": "lenet5_lecun1998"}
 LABEL_NAMES = [str(digit) for digit in range(10)]
+RUBBISH = -1  # the training label of a piece that is no digit: a wrong cut of a number (lenet5.writing)
 WEIGHTS_FILE = "model.safetensors"
 # Bounds a config.json is checked against before anything is allocated: a head for 10**9 classes would ask
 # for 336 GB. ImageNet-21k's 21,841 classes fit comfortably.
@@ -207,10 +208,17 @@ class LeNet5(
         return self.forward_head(self.forward_features(x))
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-        """The training criterion: cross-entropy for modern, the paper's MAP criterion for lecun1998."""
+        """The training criterion: cross-entropy for modern, the paper's MAP criterion for lecun1998.
+
+        A label may be RUBBISH (a wrong cut of a number): lecun1998 takes it as its rubbish class, as the
+        paper does; modern learns to give such a piece the same probability for every digit.
+        """
         if self.variant == "lecun1998":
             return lecun1998.map_loss(logits, labels)
-        return F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
+        logits = logits.float()
+        digits = F.cross_entropy(logits, labels, label_smoothing=label_smoothing, ignore_index=RUBBISH, reduction="sum")
+        uniform = -F.log_softmax(logits, dim=1).mean(dim=1)  # the cross-entropy against 1/10 for every digit
+        return (digits + (uniform * (labels == RUBBISH)).sum()) / len(labels)
 
     def get_classifier(self) -> nn.Module:
         return self.head

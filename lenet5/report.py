@@ -46,7 +46,8 @@ def per_class_accuracy(evaluation: Evaluation, num_classes: int = 10) -> list[fl
 def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"CPU ({threads} thread{'s' if threads > 1 else ''})"
 
 
 def describe_recipe(c: TrainConfig) -> str:
@@ -62,6 +63,8 @@ def describe_recipe(c: TrainConfig) -> str:
         loss,
         f"EMA of weights (decay {c.ema_decay:g})" if c.ema_decay else "no weight averaging",
         "random shift/rotation/scale/stroke-width augmentation" if c.augment else "no augmentation",
+        (f"the candidate digits of {c.pieces:,} numbers written with the training digits and cut as read_number "
+         "cuts them, wrong cuts taught as no digit") if c.pieces else "",
         f"early stopping after {c.patience} epochs without progress" if c.patience else "",
         f"seed {c.seed}",
     ]

@@ -13,8 +13,9 @@ from timm.utils import ModelEmaV3
 from tqdm.auto import tqdm
 
 from .data import MNISTData, Split, ordered_batches, random_affine, random_stroke_width, shuffled_batches, to_float
-from .model import VARIANTS, LeNet5
+from .model import RUBBISH, VARIANTS, LeNet5
 from .teacher import WideTeacher, distillation_loss, load_teacher
+from .writing import number_pieces
 
 
 OPTIMIZERS = ("sgd", "adam")
@@ -50,6 +51,9 @@ class TrainConfig:
                            "accuracy stalls", SCHEDULES)
     patience: int = option(0, "stop when validation accuracy has not improved for this many epochs, keeping the "
                            "best epoch's weights; 0: never")
+    pieces: int = option(0, "numbers of 2-4 training digits to write and cut with read_number's segmenter, their "
+                         "candidate digits added to the training images: the wrong cuts teach the network to doubt "
+                         "what is no digit, as LeCun et al. (1998) trained theirs; 0: none")
     teacher: str = option("", "folder of a network trained with --variant teacher: learn from its softened outputs "
                           "as well as from the labels (knowledge distillation; modern only)")
 
@@ -71,6 +75,10 @@ class TrainConfig:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.patience < 0:
             raise ValueError(f"patience must be 0 (off) or more epochs, got {self.patience}")
+        if self.pieces < 0:
+            raise ValueError(f"pieces must be 0 (none) or more numbers, got {self.pieces}")
+        if self.pieces and (self.teacher or self.variant == "teacher"):
+            raise ValueError("pieces of numbers teach a LeNet-5 on its own labels: not with a teacher, nor to one")
         if self.variant == "lecun1998" and self.label_smoothing:
             raise ValueError("label_smoothing does not apply to lecun1998, which trains with the paper's MAP criterion")
         if self.teacher and self.variant != "modern":
@@ -83,8 +91,8 @@ class TrainConfig:
 # its RBF outputs are squared distances of about 100: plain SGD blows up at any rate that learns in
 # reasonable time, while Adam's per-parameter steps take it there (the paper used per-parameter steps too).
 RECIPES = {
-    "modern": {},
-    "lecun1998": {"optimizer": "adam", "lr": 3e-3, "weight_decay": 0.0, "label_smoothing": 0.0},
+    "modern": {"pieces": 8000},
+    "lecun1998": {"optimizer": "adam", "lr": 3e-3, "weight_decay": 0.0, "label_smoothing": 0.0, "pieces": 8000},
     # No label smoothing for a teacher: it flattens the very resemblances between digits it is meant to teach.
     "teacher": {"epochs": 15, "optimizer": "adam", "lr": 4e-3, "label_smoothing": 0.0},
 }
@@ -92,12 +100,13 @@ RECIPES = {
 # The fastest way to 99% test accuracy: a two-epoch one-cycle on all 60,000 digits as they are, no
 # validation pass, no weight average (bench/train_speed.py; `python train.py --fast`). With AdamW, peaks
 # of 8e-3 and 1e-2 left some seeds at 98.98-99.00%; 1.5e-2 reached 99.07-99.20% on seeds 0-4.
-FAST_RECIPE = {"epochs": 2, "optimizer": "adam", "lr": 1.5e-2, "val_size": 0, "augment": False, "ema_decay": 0.0}
+FAST_RECIPE = {"epochs": 2, "optimizer": "adam", "lr": 1.5e-2, "val_size": 0, "augment": False, "ema_decay": 0.0,
+               "pieces": 0}
 
 
 # Learning from a teacher: AdamW, whose steps do not grow with the distillation loss's T^2 scale. SGD at
 # the modern recipe's rate stalled a network without BatchNorm within 100 steps (loss 6.2 -> 5.9).
-DISTILL_RECIPE = {"optimizer": "adam", "lr": 5e-3}
+DISTILL_RECIPE = {"optimizer": "adam", "lr": 5e-3, "pieces": 0}
 
 
 def default_config(variant: str = "modern", **overrides) -> TrainConfig:
@@ -192,6 +201,14 @@ def evaluate(model: torch.nn.Module, split: Split, batch_size: int = 2000) -> Ev
     )
 
 
+def with_pieces(digits: Split, numbers: int, seed: int) -> Split:
+    """The training digits, and the candidate digits of `numbers` numbers written with them (lenet5.writing)."""
+    if not numbers:
+        return digits
+    pieces = number_pieces(digits, numbers, seed).to(digits.labels.device)
+    return Split(torch.cat([digits.images, pieces.images]), torch.cat([digits.labels, pieces.labels]))
+
+
 def build_network(variant: str) -> LeNet5 | WideTeacher:
     return WideTeacher() if variant == "teacher" else LeNet5(variant=variant)
 
@@ -215,6 +232,7 @@ class Trainer:
         if (config.patience or config.schedule == "plateau") and not len(data.val):
             raise ValueError("patience and the plateau schedule watch validation accuracy, but there are no validation images")
         self.config, self.data, self.device = config, data, device
+        self.train_split = with_pieces(data.train, config.pieces, config.seed)
         torch.manual_seed(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)  # batch order and augmentation
         # channels_last: the convolutions' fastest layout on CPUs and on tensor cores alike.
@@ -222,7 +240,7 @@ class Trainer:
         self.teacher = load_teacher(config.teacher, device) if config.teacher else None
         self.dtype = training_dtype(device)
         self.optimizer = make_optimizer(self.model, config)
-        self.steps_per_epoch = len(data.train) // config.batch_size
+        self.steps_per_epoch = len(self.train_split) // config.batch_size
         if config.schedule == "onecycle":  # a short warm-up to the peak rate, then a long anneal to almost nothing
             self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
                 self.optimizer, max_lr=config.lr, total_steps=config.epochs * self.steps_per_epoch, pct_start=0.15
@@ -245,13 +263,14 @@ class Trainer:
 
     def train_one_epoch(self, progress: bool = True, deadline: float = math.inf) -> tuple[float, float]:
         """One pass over the training images (or up to `deadline`, a perf_counter time); returns the
-        mean training loss and accuracy."""
+        mean training loss and the accuracy on its digits (pieces that are no digit have no right answer)."""
         cfg, model = self.config, self.model
         model.train()
         total_loss = torch.zeros((), device=self.device)
         total_correct = torch.zeros((), device=self.device)
+        total_digits = torch.zeros((), device=self.device)
         batches = tqdm(
-            shuffled_batches(self.data.train, cfg.batch_size, self.generator),
+            shuffled_batches(self.train_split, cfg.batch_size, self.generator),
             total=self.steps_per_epoch,
             desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
             disable=None if progress else True,  # None: a bar on terminals only, not in logs
@@ -273,12 +292,13 @@ class Trainer:
                 self.ema.update(model, step=self.step)
             total_loss += loss.detach()
             total_correct += (logits.argmax(1) == labels).sum()
+            total_digits += (labels != RUBBISH).sum()
             if steps % 20 == 0 or steps == self.steps_per_epoch:  # reading a GPU value waits for it: not every step
-                batches.set_postfix(loss=f"{total_loss.item() / steps:.4f}", acc=f"{total_correct.item() / (steps * cfg.batch_size):.4f}")
+                batches.set_postfix(loss=f"{total_loss.item() / steps:.4f}", acc=f"{total_correct.item() / total_digits.item():.4f}")
             if time.perf_counter() > deadline:
                 break
         batches.close()
-        return total_loss.item() / max(steps, 1), total_correct.item() / max(steps * cfg.batch_size, 1)
+        return total_loss.item() / max(steps, 1), total_correct.item() / max(total_digits.item(), 1)
 
     def forward_loss(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch's logits and training loss: against the labels, or with a teacher, against its outputs too."""

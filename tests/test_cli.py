@@ -25,12 +25,15 @@ def run(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
 
 def test_one_epoch_gives_a_real_classifier_and_every_artifact(tmp_path, data_dir, mnist_test):
     out = tmp_path / "run"
-    result = run("train.py", "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out))
+    # The recipe's pieces of numbers too, fewer of them: 300 numbers cut into about 3,000 candidate digits.
+    result = run("train.py", "--epochs", "1", "--pieces", "300", "--data-dir", str(data_dir), "--out", str(out))
     assert result.returncode == 0, result.stderr
+    assert "on 55,000 MNIST digits and " in result.stdout and " pieces of 300 numbers written with them" in result.stdout
     assert {p.name for p in out.iterdir()} == ARTIFACTS
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.9 and metrics["epochs"] == 1  # the 30-epoch recipe cut to one: 92-93%
     assert metrics["params"] == 61_706 and len(metrics["per_class_accuracy"]) == 10
+    assert "the candidate digits of 300 numbers" in metrics["recipe"] and metrics["command"].endswith("--pieces 300")
     # The saved weights are the ones measured, and the card carries that figure.
     model = LeNet5.from_pretrained(out)
     assert evaluate(model, mnist_test).accuracy == metrics["test_accuracy"]
@@ -47,7 +50,7 @@ def test_one_epoch_gives_a_real_classifier_and_every_artifact(tmp_path, data_dir
     assert len(modes) == 1  # every file of the run shares one mode (safetensors alone used to write 0600)
 
 
-QUICK = ("--epochs", "1", "--val-size", "50000", "--batch-size", "512", "--no-augment")  # 10,000 digits, seconds
+QUICK = ("--epochs", "1", "--val-size", "50000", "--batch-size", "512", "--no-augment", "--pieces", "0")  # 10,000 digits, seconds
 
 
 def test_a_run_stopped_after_its_last_epoch_is_finished_by_resume(tmp_path, data_dir):
@@ -66,7 +69,7 @@ def test_a_run_stopped_after_its_last_epoch_is_finished_by_resume(tmp_path, data
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs"] == 1 and metrics["config"]["seed"] == 3
     # The card's command is the run's own recipe, written from its config: not `--resume`, never a push.
-    assert metrics["command"] == "python train.py --epochs 1 --batch-size 512 --no-augment --val-size 50000 --seed 3"
+    assert metrics["command"] == "python train.py --epochs 1 --batch-size 512 --no-augment --val-size 50000 --seed 3 --pieces 0"
 
 
 def test_a_folder_holding_a_run_is_never_overwritten_unasked(tmp_path, data_dir):
@@ -133,11 +136,11 @@ def test_each_variant_trains_with_its_own_recipe_and_flags_win():
     import train
 
     paper = train.config_from_args(train.parse_args(["--variant", "lecun1998"]))
-    assert (paper.optimizer, paper.lr, paper.label_smoothing, paper.epochs) == ("adam", 3e-3, 0.0, 30)
+    assert (paper.optimizer, paper.lr, paper.label_smoothing, paper.epochs, paper.pieces) == ("adam", 3e-3, 0.0, 30, 8000)
     fast = train.config_from_args(train.parse_args(["--fast", "--epochs", "3"]))
-    assert (fast.epochs, fast.val_size, fast.augment, fast.ema_decay) == (3, 0, False, 0.0)
+    assert (fast.epochs, fast.val_size, fast.augment, fast.ema_decay, fast.pieces) == (3, 0, False, 0.0, 0)
     taught = train.config_from_args(train.parse_args(["--teacher", "runs/teacher"]))
-    assert (taught.optimizer, taught.lr) == ("adam", 5e-3)
+    assert (taught.optimizer, taught.lr, taught.pieces) == ("adam", 5e-3, 0)
     assert train.reproduce_command(taught) == "python train.py --teacher runs/teacher"
     tuned = train.config_from_args(train.parse_args(["--schedule", "plateau", "--patience", "4", "--optimizer", "adam"]))
     assert (tuned.schedule, tuned.patience, tuned.optimizer, tuned.lr) == ("plateau", 4, "adam", 0.1)
@@ -146,7 +149,7 @@ def test_each_variant_trains_with_its_own_recipe_and_flags_win():
 def test_the_papers_network_trains_from_the_command_line(tmp_path, data_dir):
     out = tmp_path / "paper"
     result = run("train.py", "--variant", "lecun1998", "--epochs", "1", "--val-size", "50000", "--no-augment",
-                 "--data-dir", str(data_dir), "--out", str(out))
+                 "--pieces", "0", "--data-dir", str(data_dir), "--out", str(out))
     assert result.returncode == 0, result.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["variant"] == "lecun1998" and metrics["params"] == 60_000 and metrics["test_accuracy"] > 0.8
@@ -176,7 +179,7 @@ def test_ci_runs_exactly_the_readme_test_command():
 def test_ctrl_c_during_a_run_says_how_to_finish_it_and_that_command_does(tmp_path, data_dir):
     out = tmp_path / "run"
     command = [sys.executable, "train.py", "--epochs", "2", "--val-size", "50000", "--batch-size", "512",
-               "--no-augment", "--data-dir", str(data_dir), "--out", str(out)]
+               "--no-augment", "--pieces", "0", "--data-dir", str(data_dir), "--out", str(out)]
     with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as train:
         for line in train.stdout:  # interrupt as soon as the first epoch is checkpointed
             if line.startswith("epoch   1/2"):
@@ -193,7 +196,7 @@ def test_ctrl_c_during_a_run_says_how_to_finish_it_and_that_command_does(tmp_pat
 
 def test_ctrl_c_before_the_first_epoch_says_to_start_again(tmp_path, data_dir):
     out = tmp_path / "run"
-    command = ["train.py", "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out)]
+    command = ["train.py", "--epochs", "1", "--pieces", "0", "--data-dir", str(data_dir), "--out", str(out)]
     with subprocess.Popen([sys.executable, *command], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True) as train:
         for line in train.stdout:

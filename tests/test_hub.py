@@ -32,7 +32,7 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 def test_train_push_then_load_with_the_mixin_and_timm(hub, tmp_path, data_dir):
     out = tmp_path / "run"
-    result = run("train.py", "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out),
+    result = run("train.py", "--epochs", "1", "--pieces", "0", "--data-dir", str(data_dir), "--out", str(out),
                  "--push", "--repo-id", "tester/lenet5-mnist")
     assert result.returncode == 0, result.stderr
     assert f"published to {hub.url}/tester/lenet5-mnist" in result.stdout
@@ -87,7 +87,7 @@ def test_an_invalid_repo_id_fails_before_training(hub, tmp_path):
 def test_a_push_that_breaks_off_keeps_the_run_and_says_how_to_retry(hub, tmp_path, data_dir):
     out = tmp_path / "run"
     hub.fail_commits = True
-    result = run("train.py", "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out),
+    result = run("train.py", "--epochs", "1", "--pieces", "0", "--data-dir", str(data_dir), "--out", str(out),
                  "--push", "--repo-id", "tester/digits")
     assert result.returncode == 1
     assert "publishing failed" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,92 @@
+"""Numbers written with MNIST digits, the pieces the reader cuts them into, and training on those pieces."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lenet5 import LeNet5, load_model
+from lenet5.data import MNISTData, to_float
+from lenet5.model import RUBBISH
+from lenet5.training import TrainConfig, Trainer, evaluate
+from lenet5.writing import GAPS, compose, labelled_pieces, number_pieces
+
+CPU = torch.device("cpu")
+
+
+def test_a_written_number_holds_each_digit_within_its_span(mnist):
+    rng = np.random.default_rng(0)
+    number = compose([mnist.test.images[i].numpy() for i in range(4)], GAPS["separated"], rng)
+    ink = number.picture < 128
+    spans = number.spans
+    assert len(spans) == 4 and all(x1 < next_x0 for (_, x1), (next_x0, _) in zip(spans, spans[1:]))
+    within = np.zeros(ink.shape[1], dtype=bool)
+    for x0, x1 in spans:
+        assert ink[:, x0:x1].sum() > 100  # every digit is drawn where its span says
+        within[x0 - 3 : x1 + 3] = True  # a coarser pen spreads the ink by up to 2 pixels
+    assert not ink[:, ~within].any()
+
+
+def test_the_pieces_of_numbers_are_labelled_with_their_digit_or_as_wrong_cuts(mnist):
+    pieces = number_pieces(mnist.train.head(2_000), 60, seed=0, progress=False)
+    assert pieces.images.dtype == torch.uint8 and pieces.images.shape[1:] == (28, 28)
+    digits = pieces.labels != RUBBISH
+    assert 0.2 < digits.float().mean() < 0.8  # whole digits and wrong cuts, both in numbers
+    assert set(pieces.labels[digits].tolist()) == set(range(10))
+    # The labels are right: the bundled network, never shown these numbers, reads the whole-digit pieces as
+    # their label, and is far less sure of the wrong cuts.
+    with torch.no_grad():
+        probs = torch.softmax(load_model()(to_float(pieces.images)), dim=1)
+    assert (probs[digits].argmax(1) == pieces.labels[digits]).float().mean() > 0.9
+    assert probs[~digits].max(1).values.mean() < probs[digits].max(1).values.mean() - 0.05
+
+
+def test_two_digits_run_together_are_a_wrong_cut_and_each_digit_alone_is_itself(mnist):
+    rng = np.random.default_rng(3)
+    images, labels = mnist.train.images.numpy(), mnist.train.labels.tolist()
+    pairs = [(i, i + 1) for i in range(0, 40, 2) if labels[i] != 1 and labels[i + 1] != 1]  # 1s are too narrow to judge
+    wrong = whole = 0
+    for a, b in pairs:
+        fields, targets = labelled_pieces(compose([images[a], images[b]], GAPS["touching"], rng), [labels[a], labels[b]])
+        wrong += RUBBISH in targets
+        whole += labels[a] in targets and labels[b] in targets
+    assert wrong == len(pairs) and whole >= 0.8 * len(pairs)
+
+
+def test_a_wrong_cut_is_taught_as_no_digit_by_either_network():
+    logits = torch.tensor([[0.0] * 10, [8.0] + [0.0] * 9])  # no idea; sure it is a 0
+    rubbish = torch.tensor([RUBBISH, RUBBISH])
+    modern = LeNet5()
+    losses = [float(modern.loss(row[None], rubbish[:1])) for row in logits]
+    assert losses[0] == pytest.approx(math.log(10)) and losses[1] > losses[0] + 2  # doubt is the right answer
+    assert float(modern.loss(logits, torch.tensor([0, 0]))) == pytest.approx(
+        float(torch.nn.functional.cross_entropy(logits, torch.tensor([0, 0]))))  # digits as before
+    lecun = LeNet5(variant="lecun1998")  # the paper's rubbish class: the eleventh, at logit -j
+    scores = torch.cat([logits, torch.full((2, 1), -10.0)], dim=1)
+    assert float(lecun.loss(logits, rubbish)) == pytest.approx(
+        float(torch.nn.functional.cross_entropy(scores, torch.tensor([10, 10]))))
+
+
+def test_training_on_pieces_of_numbers_makes_the_network_doubt_wrong_cuts(mnist):
+    data = MNISTData(train=mnist.train.head(6_400), val=mnist.val.head(1_000), test=mnist.test.head(1_000))
+    recipe = {"epochs": 2, "batch_size": 128, "ema_decay": 0, "augment": False}
+    plain = Trainer(TrainConfig(**recipe), data, CPU).run(progress=False).model
+    trainer = Trainer(TrainConfig(**recipe, pieces=400), data, CPU)
+    assert len(trainer.train_split) > len(data.train) and (trainer.train_split.labels == RUBBISH).any()
+    taught = trainer.run(progress=False)
+    assert 0.9 < taught.history[-1].train_acc <= 1  # measured on the digits: a wrong cut has no right answer
+    unseen = number_pieces(data.val, 100, seed=1, progress=False)  # numbers of digits neither network saw
+    wrong_cuts = to_float(unseen.images[unseen.labels == RUBBISH])
+    with torch.no_grad():
+        sure = [torch.softmax(m(wrong_cuts), dim=1).max(1).values.mean() for m in (plain, taught.model)]
+    assert sure[1] < 0.7 * sure[0]
+    assert evaluate(taught.model, data.val).accuracy > 0.9
+
+
+@pytest.mark.parametrize("settings, match", [({"pieces": -1}, "pieces must be 0"),
+                                             ({"pieces": 10, "teacher": "folder"}, "not with a teacher"),
+                                             ({"pieces": 10, "variant": "teacher"}, "not with a teacher")])
+def test_bad_pieces_settings_are_rejected(settings, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**settings)
