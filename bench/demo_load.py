@@ -1,13 +1,14 @@
 """The demo under load: `python app.py` against a no-op Gradio app with the same components, both called
 through gradio_client exactly as an API user calls them.
 
-    python bench/demo_load.py                    # 50 sequential calls, then 40 people at once
-    python bench/demo_load.py --sequential 100 --crowd 40
+    python bench/demo_load.py                    # 3 rounds of 50 sequential calls, then 40 people at once
+    python bench/demo_load.py --sequential 100 --crowd 40 --rounds 5
 
 The no-op app has the demo's inputs and outputs (canvas, network choice, verdict, bars, pictures) and its
 queue and batch settings, and answers every request with the same fixed answer of a real answer's size:
-what is left of the ratio is the cost of reading the digit. Both servers run on 127.0.0.1 on free ports
-and are stopped at the end; every request is bounded by a timeout.
+what is left of the ratio is the cost of reading the digit. Both servers run at once on 127.0.0.1 on free
+ports, and are measured in turns, round after round, so that the machine's drift moves both alike; each
+figure is the median over the rounds. They are stopped at the end; every request is bounded by a timeout.
 """
 
 import argparse
@@ -103,32 +104,41 @@ def measure(url: str, sequential: int, crowd: int) -> dict:
     }
 
 
+FIGURES = ("sequential p50", "crowd p50", "crowd p95")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sequential", type=int, default=50, help="one-at-a-time calls (default: %(default)s)")
     p.add_argument("--crowd", type=int, default=40, help="people calling at the same moment (default: %(default)s)")
+    p.add_argument("--rounds", type=int, default=3, help="turns each server is measured in (default: %(default)s)")
     p.add_argument("--serve-noop", type=int, help=argparse.SUPPRESS)  # the no-op app, in a child process
     args = p.parse_args()
     if args.serve_noop:
         return serve_noop(args.serve_noop)
-    if args.sequential < 2 or args.crowd < 20:
-        p.error("--sequential must be at least 2 and --crowd at least 20 (for a p95)")
-    figures = {}
-    for name, command in (("app.py", [sys.executable, "app.py"]),
-                          ("no-op", [sys.executable, __file__, "--serve-noop"])):
-        port = free_port()
-        server = start(command + ([str(port)] if name == "no-op" else []), port)
-        try:
-            figures[name] = measure(f"http://127.0.0.1:{port}", args.sequential, args.crowd)
-        finally:
+    if args.sequential < 2 or args.crowd < 20 or args.rounds < 1:
+        p.error("--sequential must be at least 2, --crowd at least 20 (for a p95) and --rounds at least 1")
+    servers: dict[str, tuple[subprocess.Popen, str]] = {}
+    rounds: dict[str, list[dict]] = {"app.py": [], "no-op": []}
+    try:
+        for name, command in (("app.py", [sys.executable, "app.py"]),
+                              ("no-op", [sys.executable, __file__, "--serve-noop"])):
+            port = free_port()
+            servers[name] = start(command + ([str(port)] if name == "no-op" else []), port), f"http://127.0.0.1:{port}"
+        for _ in range(args.rounds):
+            for name, (_, url) in servers.items():
+                rounds[name].append(measure(url, args.sequential, args.crowd))
+    finally:
+        for server, _ in servers.values():
             server.terminate()
             server.wait(timeout=30)
-    app_, noop = figures["app.py"], figures["no-op"]
+    app_, noop = ({key: statistics.median(r[key] for r in rounds[name]) for key in FIGURES} for name in rounds)
     print(f"{'':<22}{'app.py':>10}{'no-op':>10}{'app/no-op':>11}")
-    for key in ("sequential p50", "crowd p50", "crowd p95"):
+    for key in FIGURES:
         print(f"{key + ' (ms)':<22}{app_[key] * 1e3:>10.0f}{noop[key] * 1e3:>10.0f}{app_[key] / noop[key]:>10.2f}x")
-    print(f"{args.crowd} people at once: app.py answered {app_['correct']} of {args.crowd} correctly "
-          f"({args.sequential} sequential calls each; warm servers on 127.0.0.1)")
+    correct = sum(r["correct"] for r in rounds["app.py"])
+    print(f"{args.crowd} people at once, {args.rounds} times: app.py answered {correct} of {args.crowd * args.rounds} "
+          f"correctly ({args.sequential} sequential calls each round; warm servers on 127.0.0.1; medians of the rounds)")
 
 
 if __name__ == "__main__":
