@@ -144,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"nothing to resume: the run in {args.out} is finished and saved there")
         config = TrainConfig(**state["config"]) if state else config_from_args(args)
         data = load_mnist(args.data_dir, config.val_size, device)
+        if config.pieces:
+            print(f"writing {config.pieces:,} numbers with the training digits and cutting them into pieces", flush=True)
         trainer = Trainer.from_state(state, data, device) if state else Trainer(config, data, device)
         if state:
             print(f"resuming {checkpoint} after epoch {trainer.epoch} of {config.epochs}")

@@ -28,6 +28,7 @@ def test_one_epoch_gives_a_real_classifier_and_every_artifact(tmp_path, data_dir
     # The recipe's pieces of numbers too, fewer of them: 300 numbers cut into about 3,000 candidate digits.
     result = run("train.py", "--epochs", "1", "--pieces", "300", "--data-dir", str(data_dir), "--out", str(out))
     assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("writing 300 numbers with the training digits and cutting them into pieces\n")
     assert "on 55,000 MNIST digits and " in result.stdout and " pieces of 300 numbers written with them" in result.stdout
     assert {p.name for p in out.iterdir()} == ARTIFACTS
     metrics = json.loads((out / "metrics.json").read_text())
