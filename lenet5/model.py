@@ -215,10 +215,11 @@ class LeNet5(
         """
         if self.variant == "lecun1998":
             return lecun1998.map_loss(logits, labels)
-        logits = logits.float()
-        digits = F.cross_entropy(logits, labels, label_smoothing=label_smoothing, ignore_index=RUBBISH, reduction="sum")
-        uniform = -F.log_softmax(logits, dim=1).mean(dim=1)  # the cross-entropy against 1/10 for every digit
-        return (digits + (uniform * (labels == RUBBISH)).sum()) / len(labels)
+        log_probs = F.log_softmax(logits.float(), dim=1)
+        even = -log_probs.mean(dim=1)  # the cross-entropy against 1/10 for every digit: label smoothing's target
+        right = F.nll_loss(log_probs, labels, ignore_index=RUBBISH, reduction="none")
+        digit = (1 - label_smoothing) * right + label_smoothing * even  # what F.cross_entropy's smoothing computes
+        return torch.where(labels == RUBBISH, even, digit).mean()
 
     def get_classifier(self) -> nn.Module:
         return self.head
