@@ -85,7 +85,7 @@ def percentiles(seconds: list[float]) -> tuple[float, float]:
     return statistics.median(seconds), cuts[18]  # p50, p95
 
 
-def time_interleaved(fns: list, inputs: list, repeats: int) -> list[list[float]]:
+def time_interleaved(fns: list, inputs: list, repeats: int, device: torch.device = torch.device("cpu")) -> list[list[float]]:
     """Seconds per call of each function, the functions taking turns on each input: a machine that speeds
     up or slows down during the run (shared CPUs do, by 20-30%) moves all of them alike."""
     for fn in fns:
@@ -96,22 +96,14 @@ def time_interleaved(fns: list, inputs: list, repeats: int) -> list[list[float]]
         for fn, times in zip(fns, seconds):
             start = time.perf_counter()
             fn(inputs[i % len(inputs)])
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
             times.append(time.perf_counter() - start)
     return seconds
 
 
 def time_calls(fn, inputs: list, repeats: int, device: torch.device) -> list[float]:
-    for image in inputs:  # warm-up
-        fn(image)
-    seconds = []
-    for i in range(repeats):
-        image = inputs[i % len(inputs)]
-        start = time.perf_counter()
-        fn(image)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds.append(time.perf_counter() - start)
-    return seconds
+    return time_interleaved([fn], inputs, repeats, device)[0]
 
 
 @torch.no_grad()
