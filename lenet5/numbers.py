@@ -6,7 +6,8 @@ This is the string reading of LeCun et al. 1998 (sections V and VI), in its simp
    digits that touch, candidate cuts at the thinnest columns between them (over-segmentation: some cuts
    are wrong, and that is fine).
 2. Every run of one to MAX_SPAN consecutive pieces is a candidate digit (a 4 or a 5 drawn in two strokes
-   is two pieces), and the network reads all candidates in one batch.
+   is two pieces), and so is a longer run with a digit's shape, no wider than WIDE times its height (the
+   fragments of a stroke a fine pen broke); the network reads all candidates in one batch.
 3. The segmentation graph has a node between consecutive pieces and an edge for each candidate; its cost
    is how unsure the network is (-log of its top probability, against a "rubbish" class for the paper's
    network as in its MAP criterion), less a bonus per digit, plus penalties for shapes no digit has (too
@@ -45,7 +46,8 @@ MAX_WIDTH = 1024
 INK = 0.25  # ink at least this strong makes up the strokes that are segmented
 BRIDGE = 1  # gaps in a stroke up to twice this many pixels wide are bridged
 MAX_PIECES = 40  # more separate marks than this is not a number: refused before anything is read
-MAX_SPAN = 4  # a digit is made of at most this many pieces (strokes, or parts cut from touching digits)
+MAX_SPAN = 4  # a digit is made of at most this many pieces (strokes, or parts cut from touching digits),
+MAX_FRAGMENTS = 8  # or of up to this many within a digit's shape (WIDE): a fine pen breaks its strokes
 DOUBT_WEIGHT = 4.0  # how much the network's doubt counts against the shape costs below (tuned with seed 7 of
 # bench/number_accuracy.py; its reported figures use seed 0)
 DIGIT_BONUS = 0.5  # what each digit read takes off the cost: networks that doubt wrong cuts need no price per
@@ -157,13 +159,27 @@ class Segmentation:
 
 
 def segment(picture: Image.Image, is_alpha: bool) -> Segmentation:
-    """The pieces of a picture as `to_picture` gives it, and every run of 1 to MAX_SPAN of them as a
-    candidate digit with the input the network reads for it."""
+    """The pieces of a picture as `to_picture` gives it, and every run of them that may be one digit
+    (`candidate_runs`) with the input the network reads for it."""
     ink = ink_map(working_plane(picture), is_alpha)
     pieces = find_pieces(ink)
-    candidates = [(i, j) for i in range(len(pieces)) for j in range(i + 1, min(i + MAX_SPAN, len(pieces)) + 1)]
+    candidates = candidate_runs(pieces)
     fields = [candidate_field(ink, pieces[i:j]) for i, j in candidates]
     return Segmentation(ink, pieces, candidates, [f if f is not None and not not_digit_like(f) else None for f in fields])
+
+
+def candidate_runs(pieces: list[Piece]) -> list[tuple[int, int]]:
+    """(i, j) for every run pieces[i:j] that may be one digit: 1 to MAX_SPAN pieces, or more (up to
+    MAX_FRAGMENTS) that are no wider than WIDE times their height, as the fragments of a broken stroke."""
+    runs = []
+    for i in range(len(pieces)):
+        for j in range(i + 1, min(i + MAX_FRAGMENTS, len(pieces)) + 1):
+            if j - i > MAX_SPAN:
+                x0, y0, x1, y1 = union_box(pieces[i:j])
+                if x1 - x0 > WIDE * (y1 - y0):
+                    continue
+            runs.append((i, j))
+    return runs
 
 
 def working_plane(picture: Image.Image) -> np.ndarray:

@@ -52,6 +52,30 @@ def test_a_digit_drawn_in_two_strokes_stays_whole(model):
     assert reading.text == "5" and len(reading.digits) == 1
 
 
+def skipping(strokes: list, ink: float, gap: float) -> list:
+    """The strokes drawn by a pen that skips: `ink` pixels along each stroke drawn, `gap` left out."""
+    dashes = []
+    for stroke in strokes:
+        points = np.asarray(stroke, dtype=float)
+        along = np.concatenate([[0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+        for start in np.arange(0, along[-1], ink + gap):
+            at = np.linspace(start, min(start + ink, along[-1]), 12)
+            dashes.append(list(zip(np.interp(at, along, points[:, 0]), np.interp(at, along, points[:, 1]))))
+    return dashes
+
+
+def test_digits_a_skipping_pen_broke_into_many_pieces_are_read_whole(model):
+    # Gaps of 7-8 pixels between dashes (the pen is 18 wide): a 0 or a 6 falls into more pieces than
+    # MAX_SPAN, which only a run of fragments that fits in a digit's shape takes in whole. Before such
+    # runs were candidates, 2 of these 18 numbers were read right, by either network.
+    right = 0
+    for ink, gap in [(45, 25), (45, 26), (50, 26)]:
+        strokes = {digit: skipping(s, ink, gap) for digit, s in STROKES.items()}
+        for text in ["36", "63", "306", "80", "10", "2026"]:
+            right += read_number(number(text, strokes=strokes), model).text == text
+    assert right >= 8
+
+
 def test_a_stray_mark_is_left_out_and_said_so(model):
     picture = number("71")
     ImageDraw.Draw(picture).ellipse((440, 250, 440 + PEN, 250 + PEN), fill=0)  # a dot under the line
