@@ -138,10 +138,12 @@ def test_the_mixed_precision_step_trains_and_hands_back_weights_that_save(mnist,
     # trains in channels_last and must come back in the layout safetensors can save.
     monkeypatch.setattr(training, "native_bf16", lambda device: True)
     data = small(mnist, train=12_800, val=1_000)
-    trainer = Trainer(TrainConfig(epochs=1, batch_size=128, ema_decay=0), data, CPU)
+    # AdamW: 100 steps of the default SGD one-cycle, still warming up, left this network at 63-79% (seeds
+    # 0-3) on a CPU with AMX, too close to any bound to test the step by; AdamW reached 92.7-93.4% there.
+    trainer = Trainer(TrainConfig(epochs=1, batch_size=128, ema_decay=0, optimizer="adam", lr=3e-3), data, CPU)
     assert trainer.dtype == torch.bfloat16
     result = trainer.run(progress=False)
-    assert evaluate(result.model, data.val).accuracy > 0.75  # 100 steps
+    assert evaluate(result.model, data.val).accuracy > 0.85  # 100 steps
     result.model.save_pretrained(tmp_path)
     assert torch.equal(type(result.model).from_pretrained(tmp_path).head.weight, result.model.head.weight)
 
