@@ -7,7 +7,8 @@ numpy + PIL pipeline measured in the same run, the cost of a picture bomb, and b
 Latency is one user's request as the demo serves it: a 280x280 RGBA canvas through preprocessing (ink,
 crop, 20x20 fit, centring) and the network, p50 and p95 over many calls. The baseline is what a tutorial
 writes: gray, invert, crop the ink, fit into 20x20, centre by mass in 28x28, forward, with the same
-model; the two take turns, call by call, so that the ratio holds however the machine's speed drifts. A number is 2026 drawn on an 840x280 canvas, read by `read_number`. The bomb is a 13000x13000 PNG (a few kB on disk) read as a canvas would send it: time and extra
+model; the two take turns, call by call, so that the ratio holds however the machine's speed drifts. A number is 2026 drawn on an 840x280 canvas, read by `read_number`, and the worst number is 40 small rings
+packed together, the most candidates a picture can make. The bomb is a 13000x13000 PNG (a few kB on disk) read as a canvas would send it: time and extra
 peak memory of the refusal. Throughput is the network alone on ready 28x28 batches, in images per second.
 """
 
@@ -21,13 +22,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageDraw, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from examples.digits import STROKES, render  # noqa: E402
 from lenet5 import UnreadableImageError, load_model, predict, preprocess, read_number  # noqa: E402
 from lenet5.model import VARIANTS  # noqa: E402
+from lenet5.numbers import segment  # noqa: E402
+from lenet5.preprocessing import to_picture  # noqa: E402
 from lenet5.report import describe_device  # noqa: E402
 
 
@@ -43,6 +46,18 @@ def four_digit_number() -> np.ndarray:
         drawn = np.asarray(render(STROKES[digit]))[:, 70:250]  # the digit's 180 middle columns
         np.minimum(canvas[:, 60 + i * 180 : 240 + i * 180], drawn, out=canvas[:, 60 + i * 180 : 240 + i * 180])
     return np.asarray(Image.fromarray(canvas).convert("RGBA"))
+
+
+def crowded_marks() -> np.ndarray:
+    """40 small rings in a tight 5x8 cluster on an 840x280 canvas: as many marks as read_number reads, each
+    short run of them shaped like a digit, so the picture makes the most candidates one can."""
+    canvas = Image.new("L", (840, 280), 255)
+    draw = ImageDraw.Draw(canvas)
+    for column in range(5):
+        for row in range(8):
+            x, y = 345 + column * 30, 20 + row * 30
+            draw.ellipse((x, y, x + 12, y + 12), outline=0, width=3)
+    return np.asarray(canvas)
 
 
 def straightforward(canvas: np.ndarray, model: torch.nn.Module) -> dict[str, float]:
@@ -138,6 +153,10 @@ def main() -> None:
     number_p50, number_p95 = percentiles(time_calls(lambda im: read_number(im, baseline), [year], args.repeats // 5, cpu))
     print(f"read_number() on a 4-digit number, 840x280 canvas: p50 {number_p50 * 1e3:.1f} ms, p95 {number_p95 * 1e3:.1f} ms "
           f"(reads {read_number(year, baseline).text!r})")
+    crowd = crowded_marks()
+    crowd_p50 = statistics.median(time_calls(lambda im: read_number(im, baseline), [crowd], 20, cpu))
+    print(f"read_number() on 40 small rings, the most candidates a picture makes "
+          f"({len(segment(*to_picture(crowd)).candidates)}): p50 {crowd_p50 * 1e3:.0f} ms")
     with tempfile.TemporaryDirectory() as folder:
         seconds, megabytes = bomb_cost(Path(folder))
     print(f"13000x13000 PNG bomb refused in {seconds * 1e3:.1f} ms, {megabytes:.0f} MB extra peak memory")
