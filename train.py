@@ -1,7 +1,7 @@
 """Train LeNet-5 on MNIST and save it the Hugging Face way (safetensors, config.json, model card, pictures).
 
     python train.py                              # full recipe, CUDA when present, else CPU
-    python train.py --fast --out /tmp/quick      # 99% in two epochs (5-9 s on a 2-core CPU)
+    python train.py --fast --out /tmp/quick      # 99% in two epochs (4-9 s on a 2-core CPU)
     python train.py --variant lecun1998          # the paper's own network (LeCun et al., 1998)
     python train.py --resume                     # continue an interrupted run from its last epoch
     python train.py --push --repo-id you/lenet5-mnist   # then publish it on the Hugging Face Hub
