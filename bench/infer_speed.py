@@ -10,8 +10,8 @@ writes: gray, invert, crop the ink, fit into 20x20, centre by mass in 28x28, for
 model; the two take turns, call by call, so that the ratio holds however the machine's speed drifts.
 A number is 2026 drawn on an 840x280 canvas, read by `read_number`, and the worst number is 40 small
 rings packed together, the most candidates a picture can make. The bomb is a 13000x13000 PNG (a few kB
-on disk) read as a canvas would send it: time and extra
-peak memory of the refusal. Throughput is the network alone on ready 28x28 batches, in images per second.
+on disk) read as a canvas would send it: time and extra peak memory of the refusal. Throughput is the
+network alone on ready 28x28 batches, in images per second.
 """
 
 import argparse
