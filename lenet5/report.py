@@ -51,7 +51,8 @@ def describe_device(device: torch.device) -> str:
 
 
 def describe_recipe(c: TrainConfig) -> str:
-    optimizer = "AdamW" if c.optimizer == "adam" else "SGD with Nesterov momentum 0.9"
+    optimizer = {"adam": "AdamW", "muon": "Muon with Nesterov momentum 0.9 for the weight matrices, AdamW for the biases",
+                 "sgd": "SGD with Nesterov momentum 0.9"}[c.optimizer]
     schedule = (f"one-cycle learning rate peaking at {c.lr:g}" if c.schedule == "onecycle"
                 else f"learning rate {c.lr:g}, halved when validation accuracy stalls")
     loss = ("the paper's MAP criterion (eq. 9)" if c.variant == "lecun1998"

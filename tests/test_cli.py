@@ -139,7 +139,7 @@ def test_each_variant_trains_with_its_own_recipe_and_flags_win():
     paper = train.config_from_args(train.parse_args(["--variant", "lecun1998"]))
     assert (paper.optimizer, paper.lr, paper.label_smoothing, paper.epochs, paper.pieces) == ("adam", 3e-3, 0.0, 30, 8000)
     fast = train.config_from_args(train.parse_args(["--fast", "--epochs", "3"]))
-    assert (fast.epochs, fast.val_size, fast.augment, fast.ema_decay, fast.pieces) == (3, 0, False, 0.0, 0)
+    assert (fast.epochs, fast.optimizer, fast.val_size, fast.augment, fast.ema_decay, fast.pieces) == (3, "muon", 0, False, 0.0, 0)
     taught = train.config_from_args(train.parse_args(["--teacher", "runs/teacher"]))
     assert (taught.optimizer, taught.lr, taught.pieces) == ("adam", 5e-3, 0)
     assert train.reproduce_command(taught) == "python train.py --teacher runs/teacher"

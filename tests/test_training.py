@@ -23,9 +23,10 @@ def test_a_short_run_clearly_learns(mnist):
     assert result.history[0].val_acc == pytest.approx(evaluate(result.model, data.val).accuracy)
 
 
-def test_resume_continues_exactly_where_it_stopped(mnist, tmp_path):
+@pytest.mark.parametrize("optimizer, lr", [("sgd", 0.1), ("muon", 1.5e-2)])
+def test_resume_continues_exactly_where_it_stopped(mnist, tmp_path, optimizer, lr):
     data = small(mnist, train=2_048, val=256)
-    config = TrainConfig(epochs=3, batch_size=128)
+    config = TrainConfig(epochs=3, batch_size=128, optimizer=optimizer, lr=lr)
     straight = Trainer(config, data, CPU).run(tmp_path / "straight.pt", progress=False)
 
     interrupted = Trainer(config, data, CPU)
@@ -117,10 +118,11 @@ def test_time_budget_stops_cleanly_and_the_run_can_resume(mnist, tmp_path):
         Trainer(TrainConfig(epochs=1, batch_size=128), data, CPU).run(progress=False, time_budget=0)
 
 
-def test_adam_and_the_papers_network_train(mnist):
+def test_adam_muon_and_the_papers_network_train(mnist):
     data = small(mnist, train=12_800, val=1_000)
     for config in (default_config("lecun1998", epochs=2, ema_decay=0, augment=False),
-                   TrainConfig(epochs=1, optimizer="adam", lr=3e-3, ema_decay=0)):
+                   TrainConfig(epochs=1, optimizer="adam", lr=3e-3, ema_decay=0),
+                   TrainConfig(epochs=1, optimizer="muon", lr=1.5e-2, ema_decay=0)):
         result = Trainer(config, data, CPU).run(progress=False)
         assert evaluate(result.model, data.val).accuracy > 0.75, config  # 50-100 steps
 
