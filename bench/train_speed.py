@@ -7,8 +7,8 @@
 (a) tutorial: the pytorch/examples MNIST protocol: torchvision MNIST with ToTensor() and Normalize()
     through a DataLoader of batch 64, Adadelta at lr 1.0 with StepLR(gamma=0.7), the test set after
     every epoch. (b) ours: lenet5's loop with its fast recipe (`train.py --fast`: MNIST held in memory as
-    one uint8 tensor, batch 256, AdamW + one-cycle, label smoothing, channels_last, bf16 where the chip
-    has it natively), tested after every epoch, once per seed. Both train the modern LeNet-5; the
+    one uint8 tensor, batch 256, one epoch of Muon + one-cycle, label smoothing, channels_last, bf16 where
+    the chip has it natively), tested after every epoch, once per seed. Both train the modern LeNet-5; the
     tutorial and our seed 0 start from the same weights. Test passes are not counted as training time. Each loop runs in a
     process of its own so that its peak memory is its own.
 
