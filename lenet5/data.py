@@ -12,7 +12,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torchvision.datasets import MNIST
 
 DATA_ENV = "LENET5_DATA"
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -51,6 +50,7 @@ class MNISTData:
 
 def read_mnist(data_dir: str | Path | None = None, train: bool = True, download: bool = True) -> Split:
     """Read one MNIST split with torchvision, downloading it into data_dir when it is missing."""
+    from torchvision.datasets import MNIST  # here, not above: torchvision costs seconds of start-up (torch._dynamo)
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     raw = root / "MNIST" / "raw"
     try:

@@ -9,12 +9,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from timm.utils import ModelEmaV3
 from tqdm.auto import tqdm
 
 from .data import MNISTData, Split, ordered_batches, random_affine, random_stroke_width, shuffled_batches, to_float
 from .model import RUBBISH, VARIANTS, LeNet5
-from .optim import Muon
 from .teacher import WideTeacher, distillation_loss, load_teacher
 from .writing import number_pieces
 
@@ -216,12 +214,24 @@ def build_network(variant: str) -> LeNet5 | WideTeacher:
     return WideTeacher() if variant == "teacher" else LeNet5(variant=variant)
 
 
+# timm (EMA, Muon's orthogonalisation) brings torchvision and torch._dynamo: seconds of start-up that a
+# command failing on its arguments, or a run without EMA or Muon, should not pay. They are imported in use.
+
+
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "muon":
+        from .optim import Muon
+
         return Muon(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, momentum=0.9)
     if config.optimizer == "adam":
         return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+
+
+def make_ema(model: torch.nn.Module, decay: float) -> torch.nn.Module:
+    from timm.utils import ModelEmaV3
+
+    return ModelEmaV3(model, decay=decay, use_warmup=True)
 
 
 CHECKPOINT_KEYS = {"config", "epoch", "step", "seconds", "history", "model", "ema", "optimizer", "scheduler",
@@ -254,7 +264,7 @@ class Trainer:
             self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 self.optimizer, mode="max", factor=PLATEAU_FACTOR, patience=PLATEAU_PATIENCE
             )
-        self.ema = ModelEmaV3(self.model, decay=config.ema_decay, use_warmup=True) if config.ema_decay else None
+        self.ema = make_ema(self.model, config.ema_decay) if config.ema_decay else None
         self.epoch = 0
         self.step = 0
         self.history: list[EpochStats] = []

@@ -103,6 +103,15 @@ def test_publishing_flags_without_push_and_abbreviations_are_refused(tmp_path):
     assert abbreviated.returncode == 2 and "unrecognized arguments: --pu --repo me/x" in abbreviated.stderr
 
 
+def test_train_py_starts_without_the_heavy_libraries():
+    # timm, torchvision and matplotlib cost seconds of start-up; they load when a run uses them, so a
+    # mistyped flag is answered at once (and this suite's many train.py subprocesses stay quick).
+    probe = "import sys, train; print(*sorted({'timm', 'torchvision', 'matplotlib'} & sys.modules.keys()))"
+    result = run("-c", probe)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
 def test_offline_without_mnist_says_how_to_point_at_a_copy(tmp_path):
     import lenet5.data
 
