@@ -93,7 +93,13 @@ class ModernFeatures(nn.Module):
         return f6[:, :, None, None], [c1, c3, c5[:, :, None, None]]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_intermediates(x)[0]
+        """F6 alone, with each ReLU after its max-pool rather than before: the same numbers (a maximum and
+        ReLU commute), but the ReLU and its backward touch a quarter of the values: a training step on a
+        2-core CPU takes 5-6% less time in float32, 3% less under bf16 autocast (bench/RESULTS.md)."""
+        s2 = F.max_pool2d(self.c1(self.normalize(x)), 2).relu()
+        s4 = F.max_pool2d(self.c3(s2), 2).relu()
+        f6 = F.relu(self.f6(F.relu(self.c5(s4.flatten(1)))))
+        return f6[:, :, None, None]
 
 
 class LeNet5(
