@@ -1,6 +1,6 @@
 """Time to 99% MNIST test accuracy: the tutorial training loop against ours, same LeNet-5, one run.
 
-    python bench/train_speed.py                 # the tutorial loop, ours for seeds 0-4, the tutorial again; CUDA when present
+    python bench/train_speed.py                 # tutorial, ours for seeds 0-4, tutorial again; CUDA when present
     python bench/train_speed.py --seeds 0 1 2   # ours for these seeds
     python bench/train_speed.py --full          # the tutorial's full 14 epochs (default: stop at 99%)
 
@@ -9,9 +9,10 @@
     every epoch. (b) ours: lenet5's loop with its fast recipe (`train.py --fast`: MNIST held in memory as
     one uint8 tensor, batch 256, one epoch of Muon + one-cycle, label smoothing, channels_last, bf16 where
     the chip has it natively), tested after every epoch, once per seed. Both train the modern LeNet-5; the
-    tutorial and our seed 0 start from the same weights. Test passes are not counted as training time. Each loop runs in a
-    process of its own so that its peak memory is its own. The tutorial runs before ours and again after,
-    and its times are the mean of the two, so that a machine drifting in speed moves both sides alike.
+    tutorial and our seed 0 start from the same weights. Test passes are not counted as training time.
+    Each loop runs in a process of its own so that its peak memory is its own. The tutorial runs before
+    ours and again after, and its times are the mean of the two, so that a machine drifting in speed
+    moves both sides alike.
 
 Last, the cost of our training step is set against the floor: the step's multiply-adds at the speed of
 a large matrix multiply on the same device and in the same precision, measured in this run.
