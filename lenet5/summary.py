@@ -48,9 +48,11 @@ def layer_table(model: nn.Module, input_size: tuple[int, ...] = (1, 1, 28, 28)) 
 def summary(model: nn.Module, input_size: tuple[int, ...] = (1, 1, 28, 28)) -> str:
     rows = layer_table(model, input_size)
     width = max(len(name) for name, *_ in rows) + 2
-    rule = "-" * (width + 58)
-    lines = [f"{'layer':<{width}}{'type':<14}{'output shape':<20}{'params':>10}{'mult-adds':>14}", rule]
-    lines += [f"{name:<{width}}{kind:<14}{str(shape):<20}{params:>10,}{macs:>14,}" for name, kind, shape, params, macs in rows]
+    kinds = max(14, max(len(kind) for _, kind, *_ in rows) + 2)
+    rule = "-" * (width + kinds + 44)
+    lines = [f"{'layer':<{width}}{'type':<{kinds}}{'output shape':<20}{'params':>10}{'mult-adds':>14}", rule]
+    lines += [f"{name:<{width}}{kind:<{kinds}}{str(shape):<20}{params:>10,}{macs:>14,}"
+              for name, kind, shape, params, macs in rows]
     total = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    lines += [rule, f"{'total':<{width + 34}}{total:>10,}{sum(row[4] for row in rows):>14,}"]
+    lines += [rule, f"{'total':<{width + kinds + 20}}{total:>10,}{sum(row[4] for row in rows):>14,}"]
     return "\n".join(lines)

@@ -177,6 +177,9 @@ def test_summary_command_prints_the_layers():
     assert result.stdout.split()[-2:] == ["61,706", "416,520"]  # parameters, multiply-adds per image
     paper = run("-m", "lenet5", "summary", "--variant", "lecun1998")
     assert "TableConv" in paper.stdout and paper.stdout.split()[-2:] == ["60,000", "328,096"]
+    teacher = run("-m", "lenet5", "summary", "--variant", "teacher")  # what distillation learns from
+    assert teacher.stdout.startswith("WideTeacher()") and teacher.stdout.split()[-2:] == ["288,170", "29,128,448"]
+    assert "AdaptiveAvgPool2d  [1, 128, 1, 1]" in teacher.stdout  # the longest layer type keeps its own column
 
 
 def test_ci_runs_exactly_the_readme_test_command():
