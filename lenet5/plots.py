@@ -39,7 +39,7 @@ def plot_confusion_matrix(counts: torch.Tensor, path: Path) -> None:
     n = len(counts)
     fig, ax = plt.subplots(figsize=(6.4, 5.6))
     errors = counts.clone().fill_diagonal_(0)  # colour the mistakes; the diagonal would drown them
-    image = ax.imshow(errors, cmap="Reds")
+    image = ax.imshow(errors.numpy(), cmap="Reds")  # numpy: matplotlib copies a torch tensor the deprecated way
     for true in range(n):
         for pred in range(n):
             value = int(counts[true, pred])
@@ -63,7 +63,7 @@ def plot_misclassified(test: Split, evaluation: Evaluation, path: Path, limit: i
         ax.axis("off")
     for ax, i in zip(axes.flat, wrong):
         pred = int(evaluation.predictions[i])
-        ax.imshow(test.images[i].cpu(), cmap="gray_r")
+        ax.imshow(test.images[i].cpu().numpy(), cmap="gray_r")
         ax.set_title(f"{int(evaluation.labels[i])}→{pred} {evaluation.probabilities[i, pred]:.0%}", fontsize=8)
     fig.suptitle("Misclassified test digits: true→predicted, confidence", fontsize=10)
     fig.tight_layout()

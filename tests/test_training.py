@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import pytest
 import torch
@@ -234,5 +235,7 @@ def test_the_saved_report_reuses_the_test_evaluation(mnist, tmp_path):
     forwards = []
     result.model.register_forward_hook(lambda *_: forwards.append(1))
     metrics = build_metrics(result, test, CPU, len(data.train), len(data.val), "python train.py")
-    written = save_run(tmp_path / "run", result, data.test, test, metrics)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the pictures are drawn from numpy arrays: no deprecation from matplotlib
+        written = save_run(tmp_path / "run", result, data.test, test, metrics)
     assert forwards == [] and (tmp_path / "run" / "misclassified.png") in written
