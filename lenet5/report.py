@@ -17,7 +17,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .data import Split
 from .model import LABEL_NAMES, MODEL_CARD_TEMPLATE, LeNet5
-from .training import Evaluation, TrainConfig, TrainResult, brief, training_dtype
+from .training import OPTIMIZER_NAMES, Evaluation, TrainConfig, TrainResult, brief, training_dtype
 
 PICTURES = ("training_curves.png", "confusion_matrix.png", "misclassified.png")
 
@@ -45,8 +45,7 @@ def describe_device(device: torch.device) -> str:
 
 
 def describe_recipe(c: TrainConfig) -> str:
-    optimizer = {"adam": "AdamW", "muon": "Muon with Nesterov momentum 0.9 for the weight matrices, AdamW for the biases",
-                 "sgd": "SGD with Nesterov momentum 0.9"}[c.optimizer]
+    optimizer = OPTIMIZER_NAMES[c.optimizer]
     schedule = (f"one-cycle learning rate peaking at {c.lr:g}" if c.schedule == "onecycle"
                 else f"learning rate {c.lr:g}, halved when validation accuracy stalls")
     loss = ("the paper's MAP criterion (eq. 9)" if c.variant == "lecun1998"

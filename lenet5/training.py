@@ -17,7 +17,12 @@ from .teacher import WideTeacher, distillation_loss, load_teacher
 from .writing import number_pieces
 
 
-OPTIMIZERS = ("sgd", "adam", "muon")
+OPTIMIZER_NAMES = {  # as the --optimizer help and the model card's recipe name them
+    "sgd": "SGD with Nesterov momentum 0.9",
+    "adam": "AdamW",
+    "muon": "Muon with Nesterov momentum 0.9 for the weight matrices, AdamW for the biases",
+}
+OPTIMIZERS = tuple(OPTIMIZER_NAMES)
 SCHEDULES = ("onecycle", "plateau")
 DEVICES = ("auto", "cpu", "cuda")
 NETWORKS = (*VARIANTS, "teacher")
@@ -38,8 +43,7 @@ class TrainConfig:
                           "network to distil modern from: see --teacher)", NETWORKS)
     epochs: int = option(30, "passes over the data")
     batch_size: int = option(256, "digits per training step")
-    optimizer: str = option("sgd", "sgd (Nesterov momentum 0.9), adam (AdamW: decoupled weight decay), or muon (Muon "
-                            "with Nesterov momentum 0.9 for the weight matrices, AdamW for the biases)", OPTIMIZERS)
+    optimizer: str = option("sgd", "; ".join(f"{key}: {name}" for key, name in OPTIMIZER_NAMES.items()), OPTIMIZERS)
     lr: float = option(0.1, "peak learning rate of the one-cycle schedule, starting rate of the plateau one")
     weight_decay: float = option(5e-4, "L2 weight decay")
     label_smoothing: float = option(0.1, "label smoothing of the cross-entropy")
