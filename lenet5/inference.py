@@ -199,8 +199,9 @@ def small_batch_kernels(batch: int):
         yield
         return
     with _kernel_switch:
+        onednn = torch.backends.mkldnn.enabled  # a program may have switched oneDNN off itself: keep it off
         torch.backends.mkldnn.enabled = False
         try:
             yield
         finally:
-            torch.backends.mkldnn.enabled = True
+            torch.backends.mkldnn.enabled = onednn

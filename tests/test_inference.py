@@ -78,3 +78,15 @@ def test_public_api(bundled):
     x = preprocess(np.eye(40, dtype=np.uint8) * 255)
     assert x.shape == (1, 1, 28, 28) and 0 <= x.min() and x.max() <= 1
     assert torch.equal(to_float(torch.zeros(1, 28, 28, dtype=torch.uint8)), torch.zeros(1, 1, 28, 28))
+
+
+def test_reading_leaves_the_programs_onednn_setting_as_it_found_it(bundled, mnist_test):
+    image = mnist_test.images[0].numpy()
+    try:
+        torch.backends.mkldnn.enabled = False  # a program that turned oneDNN off for its own reasons
+        predict(image, bundled)
+        assert torch.backends.mkldnn.enabled is False
+    finally:
+        torch.backends.mkldnn.enabled = True
+    predict(image, bundled)
+    assert torch.backends.mkldnn.enabled is True
