@@ -192,19 +192,21 @@ def test_ci_runs_exactly_the_readme_test_command():
 def test_ctrl_c_during_a_run_says_how_to_finish_it_and_that_command_does(tmp_path, data_dir):
     out = tmp_path / "run"
     command = [sys.executable, "train.py", "--epochs", "2", "--val-size", "50000", "--batch-size", "512",
-               "--no-augment", "--pieces", "0", "--data-dir", str(data_dir), "--out", str(out)]
+               "--no-augment", "--pieces", "50", "--data-dir", str(data_dir), "--out", str(out)]
     with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as train:
         for line in train.stdout:  # interrupt as soon as the first epoch is checkpointed
             if line.startswith("epoch   1/2"):
                 train.send_signal(signal.SIGINT)
                 break
         _, stderr = train.communicate(timeout=120)
-    assert train.returncode == 130 and "Traceback" not in stderr
+    assert train.returncode == 130 and "Traceback" not in stderr, stderr
     finish = stderr.strip().splitlines()[-1].split(": ", 1)[1]
     assert finish == f"python train.py --resume --out {out}"
     resumed = run(*finish.split()[1:], "--data-dir", str(data_dir))
     assert resumed.returncode == 0, resumed.stderr
     assert {p.name for p in out.iterdir()} == ARTIFACTS and json.loads((out / "metrics.json").read_text())["epochs"] == 2
+    # The run goes on with the pieces its checkpoint kept: the numbers are not cut again.
+    assert "cutting them into pieces" not in resumed.stdout and " pieces of 50 numbers written with them" in resumed.stdout
 
 
 def test_ctrl_c_before_the_first_epoch_says_to_start_again(tmp_path, data_dir):
@@ -217,5 +219,5 @@ def test_ctrl_c_before_the_first_epoch_says_to_start_again(tmp_path, data_dir):
                 train.send_signal(signal.SIGINT)
                 break
         _, stderr = train.communicate(timeout=120)
-    assert train.returncode == 130 and "Traceback" not in stderr
+    assert train.returncode == 130 and "Traceback" not in stderr, stderr
     assert stderr.strip().endswith(f"nothing was saved, so start again: python {' '.join(command)}")

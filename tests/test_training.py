@@ -42,6 +42,28 @@ def test_resume_continues_exactly_where_it_stopped(mnist, tmp_path, optimizer, l
     assert len(resumed.history) == 3
 
 
+def test_resume_trains_on_the_pieces_the_checkpoint_kept(mnist, tmp_path, monkeypatch):
+    # Cutting the recipe's 8,000 numbers takes a minute or two: a resumed run must not do it again.
+    data = small(mnist, train=2_048, val=256)
+    config = TrainConfig(epochs=2, batch_size=128, pieces=30, augment=False, ema_decay=0)
+    straight = Trainer(config, data, CPU).run(progress=False)
+    interrupted = Trainer(config, data, CPU)
+    interrupted.run(tmp_path / "run.pt", progress=False, until_epoch=1)
+    cut = interrupted.train_split
+    del interrupted
+
+    def cut_again(*args, **kwargs):
+        raise AssertionError("the numbers were cut again")
+
+    monkeypatch.setattr(training, "number_pieces", cut_again)
+    resumed = Trainer.from_state(load_checkpoint(tmp_path / "run.pt", CPU), data, CPU)
+    assert len(resumed.train_split) > len(data.train)
+    assert torch.equal(resumed.train_split.images, cut.images) and torch.equal(resumed.train_split.labels, cut.labels)
+    resumed.run(tmp_path / "run.pt", progress=False)
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
 def test_checkpoint_problems_are_reported_clearly(mnist, tmp_path):
     with pytest.raises(ValueError, match="no checkpoint at"):
         load_checkpoint(tmp_path / "missing.pt", CPU)
