@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import fields, replace
 from pathlib import Path
 
-from lenet5.data import load_mnist
+from lenet5.data import load_mnist, remove_empty
 from lenet5.hub import hub_username, publish, resolve_repo_id
 from lenet5.report import PICTURES, build_metrics, save_run
 from lenet5.training import (
@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     checkpoint = args.out / "checkpoint.pt"
+    made = [folder for folder in (args.out, *args.out.parents) if not folder.exists()]  # deepest first
     try:
         repo_id = resolve_repo_id(args.repo_id, hub_username(), args.variant or MODERN.variant) if args.push else None
         prepare_out(args.out, args.resume, args.overwrite)
@@ -164,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         written = save_run(args.out, result, data.test, test, metrics)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
+        remove_empty(made)  # a run that failed before writing anything leaves no empty --out behind
         return 2
     except KeyboardInterrupt:
         if checkpoint.is_file():
@@ -172,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("\ninterrupted before the first epoch finished; nothing was saved, so start again: "
                   f"{shlex.join(['python', 'train.py', *argv])}", file=sys.stderr)
+            remove_empty(made)
         return 130
     print(f"test accuracy {test.accuracy:.2%} ({test.errors} errors of {len(test.labels):,}), "
           f"{metrics['params']:,} parameters, {result.seconds:.1f} s of training on {device}")

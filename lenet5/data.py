@@ -53,9 +53,11 @@ def read_mnist(data_dir: str | Path | None = None, train: bool = True, download:
     from torchvision.datasets import MNIST  # here, not above: torchvision costs seconds of start-up (torch._dynamo)
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     raw = root / "MNIST" / "raw"
+    made = [folder for folder in (raw, raw.parent, root) if not folder.exists()]  # deepest first
     try:
         dataset = MNIST(root=root, train=train, download=download)
     except (RuntimeError, AssertionError, OSError, ValueError) as error:
+        remove_empty(made)  # torchvision makes MNIST/raw/ before downloading: a mistyped folder must not stay
         missing = [name for name in MNIST_FILES if not (raw / name).is_file()]
         if missing:
             reason = " ".join(str(error).split()[:20])
@@ -68,6 +70,14 @@ def read_mnist(data_dir: str | Path | None = None, train: bool = True, download:
     if len(dataset.data) != len(dataset.targets):
         raise ValueError(f"MNIST in {raw} has {len(dataset.data)} images but {len(dataset.targets)} labels")
     return Split(dataset.data, dataset.targets.long())
+
+
+def remove_empty(folders: list[Path]) -> None:
+    for folder in folders:
+        try:
+            folder.rmdir()  # only ever an empty one: a folder that holds anything stays
+        except OSError:
+            pass
 
 
 def load_mnist(data_dir: str | Path | None = None, val_size: int = 5000, device: str | torch.device = "cpu") -> MNISTData:

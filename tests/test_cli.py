@@ -119,6 +119,22 @@ def test_offline_without_mnist_says_how_to_point_at_a_copy(tmp_path):
         lenet5.data.read_mnist(tmp_path, download=False)
 
 
+def test_a_failed_download_leaves_no_empty_folders_behind(tmp_path, monkeypatch):
+    import lenet5.data
+    from torchvision.datasets import MNIST
+
+    # A closed port on this machine stands in for an unreachable mirror: refused at once, nothing leaves it.
+    monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])
+    mistyped = tmp_path / "dta"
+    with pytest.raises(ValueError, match="could not be downloaded"):
+        lenet5.data.read_mnist(mistyped)
+    assert not mistyped.exists()  # torchvision had made dta/MNIST/raw/ before it tried
+    (tmp_path / "data").mkdir()
+    with pytest.raises(ValueError, match="could not be downloaded"):
+        lenet5.data.read_mnist(tmp_path / "data")
+    assert list(tmp_path.iterdir()) == [tmp_path / "data"] and not any((tmp_path / "data").iterdir())
+
+
 def test_every_recipe_field_is_a_flag_with_its_help():
     import train
     from lenet5.training import TrainConfig
@@ -221,3 +237,12 @@ def test_ctrl_c_before_the_first_epoch_says_to_start_again(tmp_path, data_dir):
         _, stderr = train.communicate(timeout=120)
     assert train.returncode == 130 and "Traceback" not in stderr, stderr
     assert stderr.strip().endswith(f"nothing was saved, so start again: python {' '.join(command)}")
+    assert not out.exists()  # the folder made for the run is empty: it goes too
+
+
+def test_a_run_that_fails_before_writing_leaves_no_folder(tmp_path, data_dir):
+    out = tmp_path / "runs" / "first"
+    failed = run("train.py", "--val-size", "59990", "--batch-size", "512", "--pieces", "0", "--data-dir", str(data_dir),
+                 "--out", str(out))
+    assert failed.returncode == 2 and "batch_size 512 is larger than the 10 training images" in failed.stderr
+    assert list(tmp_path.iterdir()) == []
