@@ -15,6 +15,8 @@ import tempfile
 from dataclasses import fields, replace
 from pathlib import Path
 
+import torch
+
 from lenet5.data import load_mnist, remove_empty
 from lenet5.hub import hub_username, publish, resolve_repo_id
 from lenet5.report import PICTURES, build_metrics, save_run
@@ -30,6 +32,7 @@ from lenet5.training import (
     load_checkpoint,
     resolve_device,
 )
+from lenet5.writing import number_pieces
 
 # A run writes about 2 MB, and its checkpoint also keeps the pieces of numbers cut for it (61 MB for the
 # recipe's 8,000 numbers), twice that while a new one replaces the old: with less free space the disk fills.
@@ -149,7 +152,12 @@ def main(argv: list[str] | None = None) -> int:
         data = load_mnist(args.data_dir, config.val_size, device)
         if config.pieces and not (state and state.get("pieces")):
             print(f"writing {config.pieces:,} numbers with the training digits and cutting them into pieces", flush=True)
-        trainer = Trainer.from_state(state, data, device) if state else Trainer(config, data, device)
+        if state:
+            trainer = Trainer.from_state(state, data, device)
+        else:  # cut on every core the training uses: the same pieces as in one process, sooner
+            workers = torch.get_num_threads()
+            pieces = number_pieces(data.train, config.pieces, config.seed, workers=workers) if config.pieces else None
+            trainer = Trainer(config, data, device, pieces)
         if state:
             print(f"resuming {checkpoint} after epoch {trainer.epoch} of {config.epochs}")
             for stats in trainer.history:

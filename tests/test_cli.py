@@ -2,9 +2,11 @@
 
 import dataclasses
 import json
+import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -238,6 +240,20 @@ def test_ctrl_c_before_the_first_epoch_says_to_start_again(tmp_path, data_dir):
     assert train.returncode == 130 and "Traceback" not in stderr, stderr
     assert stderr.strip().endswith(f"nothing was saved, so start again: python {' '.join(command)}")
     assert not out.exists()  # the folder made for the run is empty: it goes too
+
+
+def test_ctrl_c_while_the_numbers_are_cut_in_several_processes_is_one_clean_line(tmp_path, data_dir):
+    out = tmp_path / "run"
+    command = [sys.executable, "train.py", "--pieces", "4000", "--data-dir", str(data_dir), "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}  # two threads: the numbers are cut in two processes
+    with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                          start_new_session=True) as train:
+        assert train.stdout.readline().startswith("writing 4,000 numbers")
+        time.sleep(5)  # the workers have started and are cutting
+        os.killpg(train.pid, signal.SIGINT)  # as Ctrl-C in a terminal does: to the workers as well
+        _, stderr = train.communicate(timeout=60)
+    assert train.returncode == 130 and "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert "nothing was saved, so start again" in stderr and not out.exists()
 
 
 def test_a_run_that_fails_before_writing_leaves_no_folder(tmp_path, data_dir):

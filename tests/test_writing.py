@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lenet5 import LeNet5, load_model
+from lenet5 import LeNet5, load_model, writing
 from lenet5.data import MNISTData, to_float
 from lenet5.model import RUBBISH
 from lenet5.training import TrainConfig, Trainer, evaluate
@@ -40,6 +40,14 @@ def test_the_pieces_of_numbers_are_labelled_with_their_digit_or_as_wrong_cuts(mn
         probs = torch.softmax(load_model()(to_float(pieces.images)), dim=1)
     assert (probs[digits].argmax(1) == pieces.labels[digits]).float().mean() > 0.9
     assert probs[~digits].max(1).values.mean() < probs[digits].max(1).values.mean() - 0.05
+
+
+def test_cutting_in_several_processes_gives_the_same_pieces(mnist, monkeypatch):
+    monkeypatch.setattr(writing, "CUT_BLOCK", 16)  # several blocks, each drawn after the last was cut
+    alone = number_pieces(mnist.train.head(2_000), 40, seed=3, progress=False)
+    shared = number_pieces(mnist.train.head(2_000), 40, seed=3, progress=False, workers=2)
+    assert len(alone) > 40
+    assert torch.equal(alone.images, shared.images) and torch.equal(alone.labels, shared.labels)
 
 
 def test_two_digits_run_together_are_a_wrong_cut_and_each_digit_alone_is_itself(mnist):
