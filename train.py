@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from lenet5.data import load_mnist, remove_empty
+from lenet5.data import load_mnist, new_folders, remove_empty
 from lenet5.hub import hub_username, publish, resolve_repo_id
 from lenet5.report import PICTURES, build_metrics, save_run
 from lenet5.training import (
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     checkpoint = args.out / "checkpoint.pt"
-    made = [folder for folder in (args.out, *args.out.parents) if not folder.exists()]  # deepest first
+    made = new_folders(args.out)
     try:
         repo_id = resolve_repo_id(args.repo_id, hub_username(), args.variant or MODERN.variant) if args.push else None
         prepare_out(args.out, args.resume, args.overwrite)
@@ -154,14 +154,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"writing {config.pieces:,} numbers with the training digits and cutting them into pieces", flush=True)
         if state:
             trainer = Trainer.from_state(state, data, device)
+            print(f"resuming {checkpoint} after epoch {trainer.epoch} of {config.epochs}")
+            for stats in trainer.history:
+                print(format_epoch(stats, config.epochs))
         else:  # cut on every core the training uses: the same pieces as in one process, sooner
             workers = torch.get_num_threads()
             pieces = number_pieces(data.train, config.pieces, config.seed, workers=workers) if config.pieces else None
             trainer = Trainer(config, data, device, pieces)
-        if state:
-            print(f"resuming {checkpoint} after epoch {trainer.epoch} of {config.epochs}")
-            for stats in trainer.history:
-                print(format_epoch(stats, config.epochs))
         network = "the teacher network" if config.variant == "teacher" else f"LeNet-5 ({config.variant})"
         taught = f", distilled from {config.teacher}" if config.teacher else ""
         cut = (f" and {len(trainer.train_split) - len(data.train):,} pieces of {config.pieces:,} numbers written with "

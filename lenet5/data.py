@@ -53,7 +53,7 @@ def read_mnist(data_dir: str | Path | None = None, train: bool = True, download:
     from torchvision.datasets import MNIST  # here, not above: torchvision costs seconds of start-up (torch._dynamo)
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     raw = root / "MNIST" / "raw"
-    made = [folder for folder in (raw, raw.parent, root) if not folder.exists()]  # deepest first
+    made = new_folders(raw)
     try:
         dataset = MNIST(root=root, train=train, download=download)
     except (RuntimeError, AssertionError, OSError, ValueError) as error:
@@ -70,6 +70,11 @@ def read_mnist(data_dir: str | Path | None = None, train: bool = True, download:
     if len(dataset.data) != len(dataset.targets):
         raise ValueError(f"MNIST in {raw} has {len(dataset.data)} images but {len(dataset.targets)} labels")
     return Split(dataset.data, dataset.targets.long())
+
+
+def new_folders(path: Path) -> list[Path]:
+    """The folders of `path` that do not exist yet, deepest first: what making it would create."""
+    return [folder for folder in (path, *path.parents) if not folder.exists()]
 
 
 def remove_empty(folders: list[Path]) -> None:

@@ -107,7 +107,7 @@ def labelled_pieces(number: WrittenNumber, labels: list[int]) -> tuple[list[np.n
     return fields, targets
 
 
-CUT_BLOCK = 256  # numbers drawn, then cut, at a time: the 8,000 of the recipe would hold 180 MB of pictures
+CUT_BLOCK = 256  # numbers drawn, then cut, at a time: the 8,000 of the recipe would hold 155 MB of pictures
 
 
 @contextmanager
