@@ -451,7 +451,18 @@ def load_checkpoint(path: Path, device: torch.device) -> dict:
     missing = CHECKPOINT_KEYS - set(state) if isinstance(state, dict) else CHECKPOINT_KEYS
     if missing:
         raise ValueError(f"cannot resume: {path} is not a lenet5 training checkpoint (missing {sorted(missing)})")
+    if state.get("pieces") is not None and not stored_pieces_fit(state["pieces"]):
+        raise ValueError(f"cannot resume: the pieces of numbers in {path} are damaged; start the run again")
     return state
+
+
+def stored_pieces_fit(pieces) -> bool:
+    """A checkpoint's pieces are uint8 [N, 28, 28] images with N labels."""
+    try:
+        images, labels = pieces["images"], pieces["labels"]
+        return images.dtype == torch.uint8 and tuple(images.shape[1:]) == (28, 28) and labels.shape == (len(images),)
+    except (TypeError, KeyError, AttributeError):
+        return False
 
 
 def brief(error: Exception, words: int = 12) -> str:

@@ -77,6 +77,10 @@ def test_checkpoint_problems_are_reported_clearly(mnist, tmp_path):
     Trainer(TrainConfig(epochs=1, batch_size=128), data, CPU).run(tmp_path / "done.pt", progress=False)
     assert is_finished(load_checkpoint(tmp_path / "done.pt", CPU))  # --resume saves it (train.py)
     assert not list(tmp_path.glob("*.partial"))  # checkpoints are written whole or not at all
+    for damaged in ({"x": 1}, "pieces", {"images": torch.zeros(3, 28, 28), "labels": torch.zeros(3, dtype=torch.long)}):
+        torch.save({**torch.load(tmp_path / "done.pt", weights_only=True), "pieces": damaged}, tmp_path / "damaged.pt")
+        with pytest.raises(ValueError, match="the pieces of numbers in .* are damaged"):
+            load_checkpoint(tmp_path / "damaged.pt", CPU)
 
 
 def test_a_checkpoint_that_cannot_be_written_is_one_error_and_the_last_one_survives(mnist, tmp_path):
