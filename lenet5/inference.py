@@ -21,6 +21,7 @@ from huggingface_hub.errors import (
 )
 
 from .hub_client import bound_hub_requests, one_line
+from . import small_batch
 from .model import LABEL_NAMES, VARIANTS, LeNet5
 from .preprocessing import (
     ImageTooLargeError,
@@ -107,7 +108,7 @@ class Reading:
 
     probs: dict[str, float] | None = None  # {"0": p0, ..., "9": p9}, None when there is no digit to read
     input: np.ndarray | None = None  # the float [28, 28] picture the network read (or would have read)
-    maps: dict[str, torch.Tensor] = field(default_factory=dict)  # "c1" [6, 28, 28], "c3" [16, 10, 10]
+    maps: dict[str, np.ndarray] = field(default_factory=dict)  # "c1" [6, 28, 28], "c3" [16, 10, 10]
     reason: str | None = None
     detail: str = ""
     logits: list[float] | None = None  # the network's raw outputs, before the softmax
@@ -160,16 +161,36 @@ def read_fields(fields: Sequence[np.ndarray], model: LeNet5 | None = None, maps:
     model = model or default_model()
     if model.training:  # walking the modules to switch them costs more than a forward pass: only when needed
         model.eval()
-    weight = next(model.parameters())
-    batch = torch.from_numpy(np.stack(fields))[:, None].to(weight.device, weight.dtype)
-    with torch.inference_mode(), small_batch_kernels(len(fields)):
-        final, (c1, c3, _) = model.forward_intermediates(batch)
-        logits = model.forward_head(final).float()
-        probs = torch.softmax(logits, dim=1).cpu().tolist()
-        stages = {"c1": c1.float().cpu(), "c3": c3.float().cpu()} if maps else {}
-    logits = logits.cpu().tolist()
+    batch = np.stack(fields)
+    if small_batch.can_read(model, len(batch)):
+        logits, c1, c3 = small_batch.forward_intermediates(model, batch)
+    else:
+        logits, c1, c3 = torch_forward_intermediates(model, batch, maps)
+    probs = softmax(logits).tolist()
+    stages = {"c1": c1, "c3": c3} if maps else {}
     return [Reading(probs=dict(zip(LABEL_NAMES, probs[row])), input=field_, maps={n: m[row] for n, m in stages.items()},
-                    logits=logits[row]) for row, field_ in enumerate(fields)]
+                    logits=logits[row].tolist()) for row, field_ in enumerate(fields)]
+
+
+def torch_forward_intermediates(model: LeNet5, batch: np.ndarray, maps: bool) -> tuple[np.ndarray, ...]:
+    """The logits and (when `maps`, else None) the C1 and C3 maps of float32 digits [N, 28, 28], in numpy."""
+    weight = next(model.parameters())
+    x = torch.from_numpy(batch)[:, None].to(weight.device, weight.dtype)
+    with torch.inference_mode(), small_batch_kernels(len(batch)):
+        final, (c1, c3, _) = model.forward_intermediates(x)
+        logits = model.forward_head(final)
+    c1, c3 = (to_numpy(c1), to_numpy(c3)) if maps else (None, None)
+    return to_numpy(logits), c1, c3
+
+
+def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.float().cpu().numpy()
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, in float64 so that each row sums to 1 to within a few units in the 16th digit."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True), dtype=np.float64)
+    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 def predict(image: Any, model: LeNet5 | None = None) -> dict[str, float]:

@@ -241,14 +241,15 @@ def pil_picture(image: Image.Image) -> tuple[Image.Image, bool]:
     return alpha_picture(image) if image.mode == "RGBA" else (image, False)
 
 
-def alpha_picture(image: Image.Image) -> tuple[Image.Image, bool]:
+def alpha_picture(image: Image.Image, opacity: np.ndarray | None = None) -> tuple[Image.Image, bool]:
     """An RGBA picture -> its alpha channel when the background is transparent (the ink is the alpha), else
-    its gray levels, flattened onto white where it is partly transparent."""
-    alpha = image.getchannel("A")
-    opacity = np.asarray(alpha)
+    its gray levels, flattened onto white where it is partly transparent. `opacity` is the alpha channel
+    as an array, where the caller has one at hand (a view of a numpy picture: no copy is made)."""
+    if opacity is None:
+        opacity = np.asarray(image.getchannel("A"))
     frame = border(opacity)
     if np.count_nonzero(frame < 128) * 2 > frame.size:
-        return alpha, True
+        return image.getchannel("A"), True
     if opacity.min() < 255:
         image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image)
     return image.convert("L"), False
@@ -265,8 +266,12 @@ def array_picture(array: np.ndarray) -> tuple[Image.Image, bool]:
         raise UnreadableImageError(f"an image array must hold numbers, got dtype {array.dtype}")
     if array.dtype == np.uint8:
         modes = {1: "L", 3: "RGB", 4: "RGBA"}
-        return pil_picture(Image.fromarray(np.ascontiguousarray(array.squeeze(2) if array.shape[2] == 1 else array),
-                                           modes[array.shape[2]]))
+        image = Image.fromarray(np.ascontiguousarray(array.squeeze(2) if array.shape[2] == 1 else array),
+                                modes[array.shape[2]])
+        if image.mode == "RGBA" and max(image.size) <= MAX_SIDE:  # a canvas: its alpha is read in place
+            check_size(image.size)
+            return alpha_picture(image, array[:, :, 3])
+        return pil_picture(image)
     pixels = to_unit(block_mean(array, math.ceil(max(array.shape[:2]) / MAX_SIDE)), array)
     is_alpha = False
     if pixels.shape[2] == 1:
@@ -434,8 +439,8 @@ def center_digit(ink: np.ndarray, box: tuple[slice, slice] | None = None) -> np.
         raise NoDigitError("the picture is blank")
     cy = float(digit.sum(axis=1) @ np.arange(size[1], dtype=np.float32)) / mass
     cx = float(digit.sum(axis=0) @ np.arange(size[0], dtype=np.float32)) / mass
-    top = int(np.clip(round(CENTER - cy), 0, FIELD - size[1]))
-    left = int(np.clip(round(CENTER - cx), 0, FIELD - size[0]))
+    top = min(max(round(CENTER - cy), 0), FIELD - size[1])
+    left = min(max(round(CENTER - cx), 0), FIELD - size[0])
     field = np.zeros((FIELD, FIELD), dtype=np.float32)
     field[top : top + size[1], left : left + size[0]] = digit
     return field

@@ -4,8 +4,9 @@ import timm
 import torch
 
 import lenet5
-from lenet5 import LeNet5, load_model, predict, preprocess
+from lenet5 import LeNet5, load_model, predict, preprocess, small_batch
 from lenet5.data import to_float
+from lenet5.inference import read_fields
 from lenet5.training import evaluate
 
 from conftest import as_black_on_white, as_browser_canvas, as_transparent_rgba, render_on_canvas
@@ -80,13 +81,62 @@ def test_public_api(bundled):
     assert torch.equal(to_float(torch.zeros(1, 28, 28, dtype=torch.uint8)), torch.zeros(1, 1, 28, 28))
 
 
-def test_reading_leaves_the_programs_onednn_setting_as_it_found_it(bundled, mnist_test):
+def test_reading_leaves_the_programs_onednn_setting_as_it_found_it(mnist_test):
     image = mnist_test.images[0].numpy()
+    paper = load_model("lecun1998")  # read by PyTorch, with oneDNN switched off for the small batch
     try:
         torch.backends.mkldnn.enabled = False  # a program that turned oneDNN off for its own reasons
-        predict(image, bundled)
+        predict(image, paper)
         assert torch.backends.mkldnn.enabled is False
     finally:
         torch.backends.mkldnn.enabled = True
-    predict(image, bundled)
+    predict(image, paper)
     assert torch.backends.mkldnn.enabled is True
+
+
+def torch_reading(model: LeNet5, fields: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    x = torch.from_numpy(fields)[:, None].to(next(model.parameters()).dtype)
+    with torch.inference_mode():
+        final, (c1, c3, _) = model.forward_intermediates(x)
+        return model.forward_head(final), c1, c3
+
+
+@pytest.mark.parametrize("count", [1, small_batch.MAX_BATCH])
+def test_a_few_digits_are_read_in_numpy_exactly_as_pytorch_reads_them(bundled, mnist_test, count):
+    # The small-batch path gives the network's own logits and C1 and C3 maps, one digit or many.
+    fields = to_float(mnist_test.images[:count]).squeeze(1).numpy()
+    assert small_batch.can_read(bundled, count)
+    logits, c1, c3 = small_batch.forward_intermediates(bundled, fields)
+    expected = torch_reading(bundled, fields)
+    for ours, theirs in zip((logits, c1, c3), expected):
+        assert ours.shape == theirs.shape
+        np.testing.assert_allclose(ours, theirs.numpy(), rtol=0, atol=2e-5)
+    readings = read_fields(list(fields), bundled)
+    np.testing.assert_allclose([r.logits for r in readings], expected[0].numpy(), rtol=0, atol=2e-5)
+    np.testing.assert_array_equal(readings[-1].maps["c3"], c3[-1])
+
+
+def test_the_numpy_path_reads_the_weights_as_they_are_now(mnist_test):
+    # Trained, reloaded or moved and back: the next reading uses the parameters the model holds now.
+    model = load_model()
+    field = to_float(mnist_test.images[:1]).squeeze(1).numpy()[0]
+    label = int(mnist_test.labels[0])
+    favoured = str((label + 1) % 10)
+    assert max(predict(field, model).items(), key=lambda kv: kv[1])[0] == str(label)
+    with torch.no_grad():
+        model.head.bias[int(favoured)] += 100.0
+    assert max(predict(field, model).items(), key=lambda kv: kv[1])[0] == favoured
+    model.load_state_dict(load_model().state_dict())
+    model.double().float()  # every parameter now lives in new memory
+    assert predict(field, model) == pytest.approx(predict(field, load_model()), abs=1e-6)
+
+
+def test_what_numpy_does_not_read_goes_through_pytorch(mnist_test):
+    # The paper's network, a float64 network and batches past MAX_BATCH are read by PyTorch, as PyTorch reads them.
+    fields = to_float(mnist_test.images[:40]).squeeze(1).numpy()
+    for model, count in ((load_model("lecun1998"), 1), (load_model().double(), 2), (load_model(), 40)):
+        assert not small_batch.can_read(model, count)
+        readings = read_fields(list(fields[:count]), model)
+        logits, c1, _ = torch_reading(model, fields[:count])
+        np.testing.assert_allclose([r.logits for r in readings], logits.float().numpy(), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(readings[0].maps["c1"], c1[0].float().numpy(), rtol=0, atol=1e-5)
