@@ -1,10 +1,11 @@
 """The modern LeNet-5's forward pass in numpy, for the few digits that one request reads on a CPU.
 
 One digit costs LeNet-5 about 0.3 M multiply-adds, yet a PyTorch forward pass of one digit takes
-0.1-0.2 ms: some fifteen operators at 5-10 us of dispatch each. Numpy's operators cost 1-2 us, so for
-a handful of digits the same arithmetic in numpy takes half the time. Each convolution is one matrix
-multiply over a patch matrix made by one strided copy, batch and channels leading, so the C1 and C3
-maps come out in the NCHW layout `LeNet5.forward_intermediates` gives them in.
+0.1-0.2 ms: some fifteen operators at 5-10 us of dispatch each. Numpy's operators cost 1-3 us: the same
+arithmetic takes 0.09 ms for one digit, and a reading around it 0.12 ms against 0.21 ms through
+PyTorch (2-core CPU, bench/RESULTS.md). Each convolution is one matrix multiply over a patch matrix
+made by one strided copy, batch and channels leading, so the C1 and C3 maps come out in the NCHW
+layout `LeNet5.forward_intermediates` gives them in.
 
 The weights are numpy views of the model's own parameters, taken afresh on every call: a model trained,
 reloaded or changed in place is read as it is now. Other networks, devices, dtypes and larger batches
@@ -26,7 +27,8 @@ def can_read(model: LeNet5, batch: int) -> bool:
     if batch > MAX_BATCH or type(model.features) is not ModernFeatures or type(model.head) is not nn.Linear:
         return False
     weight = model.features.c1.weight
-    return model.in_chans == 1 and bool(model.global_pool) and weight.device.type == "cpu" and weight.dtype == torch.float32
+    return (model.in_chans == 1 and bool(model.global_pool) and model.head.bias is not None
+            and weight.device.type == "cpu" and weight.dtype == torch.float32)
 
 
 def forward_intermediates(model: LeNet5, fields: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
