@@ -20,8 +20,8 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from .hub_client import bound_hub_requests, one_line
 from . import small_batch
+from .hub_client import bound_hub_requests, one_line
 from .model import LABEL_NAMES, VARIANTS, LeNet5
 from .preprocessing import (
     ImageTooLargeError,
@@ -166,13 +166,14 @@ def read_fields(fields: Sequence[np.ndarray], model: LeNet5 | None = None, maps:
         logits, c1, c3 = small_batch.forward_intermediates(model, batch)
     else:
         logits, c1, c3 = torch_forward_intermediates(model, batch, maps)
-    probs = softmax(logits).tolist()
+    probs, logit_rows = softmax(logits).tolist(), logits.tolist()
     stages = {"c1": c1, "c3": c3} if maps else {}
     return [Reading(probs=dict(zip(LABEL_NAMES, probs[row])), input=field_, maps={n: m[row] for n, m in stages.items()},
-                    logits=logits[row].tolist()) for row, field_ in enumerate(fields)]
+                    logits=logit_rows[row]) for row, field_ in enumerate(fields)]
 
 
-def torch_forward_intermediates(model: LeNet5, batch: np.ndarray, maps: bool) -> tuple[np.ndarray, ...]:
+def torch_forward_intermediates(model: LeNet5, batch: np.ndarray, maps: bool
+                                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """The logits and (when `maps`, else None) the C1 and C3 maps of float32 digits [N, 28, 28], in numpy."""
     weight = next(model.parameters())
     x = torch.from_numpy(batch)[:, None].to(weight.device, weight.dtype)

@@ -249,7 +249,7 @@ def alpha_picture(image: Image.Image, opacity: np.ndarray | None = None) -> tupl
         opacity = np.asarray(image.getchannel("A"))
     frame = border(opacity)
     if np.count_nonzero(frame < 128) * 2 > frame.size:
-        return image.getchannel("A"), True
+        return Image.fromarray(np.ascontiguousarray(opacity)), True
     if opacity.min() < 255:
         image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image)
     return image.convert("L"), False
@@ -269,7 +269,6 @@ def array_picture(array: np.ndarray) -> tuple[Image.Image, bool]:
         image = Image.fromarray(np.ascontiguousarray(array.squeeze(2) if array.shape[2] == 1 else array),
                                 modes[array.shape[2]])
         if image.mode == "RGBA" and max(image.size) <= MAX_SIDE:  # a canvas: its alpha is read in place
-            check_size(image.size)
             return alpha_picture(image, array[:, :, 3])
         return pil_picture(image)
     pixels = to_unit(block_mean(array, math.ceil(max(array.shape[:2]) / MAX_SIDE)), array)
