@@ -35,8 +35,9 @@ def forward_intermediates(model: LeNet5, fields: np.ndarray) -> tuple[np.ndarray
     """float32 digits [N, 28, 28] in [0, 1] -> the logits [N, classes] and the C1 [N, 6, 28, 28] and
     C3 [N, 16, 10, 10] maps after their ReLU, as the model in eval mode computes them."""
     features, n = model.features, len(fields)
-    # One walk over the parameters, in the order the layers were made: c1, c3, c5, f6, head (weight, bias).
-    c1, c1_bias, c3, c3_bias, c5, c5_bias, f6, f6_bias, head, head_bias = (p.detach().numpy() for p in model.parameters())
+    (c1, c1_bias), (c3, c3_bias), (c5, c5_bias), (f6, f6_bias), (head, head_bias) = (
+        (layer.weight.detach().numpy(), layer.bias.detach().numpy())
+        for layer in (features.c1, features.c3, features.c5, features.f6, model.head))
     pad = features.c1.padding[0]
     x = np.zeros((n, 1, INPUT_SIZE + 2 * pad, INPUT_SIZE + 2 * pad), dtype=np.float32)
     inner = x[:, 0, pad : pad + INPUT_SIZE, pad : pad + INPUT_SIZE]
