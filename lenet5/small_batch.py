@@ -7,10 +7,13 @@ PyTorch (2-core CPU, bench/RESULTS.md). Each convolution is one matrix multiply 
 made by one strided copy, batch and channels leading, so the C1 and C3 maps come out in the NCHW
 layout `LeNet5.forward_intermediates` gives them in.
 
-The weights are numpy views of the model's own parameters, taken afresh on every call: a model trained,
-reloaded or changed in place is read as it is now. Other networks, devices, dtypes and larger batches
-(where PyTorch's kernels win) go through PyTorch; `can_read` says which.
+The weights are numpy views of the model's own parameters, made once and kept while the parameters
+stay where they are: a weight changed in place is seen through its view, and a model reloaded or moved
+is viewed afresh. Other networks, devices, dtypes and larger batches (where PyTorch's kernels win) go
+through PyTorch; `can_read` says which.
 """
+
+import weakref
 
 import numpy as np
 import torch
@@ -24,21 +27,42 @@ MAX_BATCH = 16  # up to here numpy is faster on a 2-core CPU; at 64 digits the t
 
 def can_read(model: LeNet5, batch: int) -> bool:
     """Whether `forward_intermediates` computes what the model's own forward pass would for `batch` digits."""
-    if batch > MAX_BATCH or type(model.features) is not ModernFeatures or type(model.head) is not nn.Linear:
+    features, head = model._modules["features"], model._modules["head"]
+    if batch > MAX_BATCH or type(features) is not ModernFeatures or type(head) is not nn.Linear:
         return False
-    weight = model.features.c1.weight
-    return (model.in_chans == 1 and bool(model.global_pool) and model.head.bias is not None
+    weight = features._modules["c1"]._parameters["weight"]
+    return (model.in_chans == 1 and bool(model.global_pool) and head._parameters["bias"] is not None
             and weight.device.type == "cpu" and weight.dtype == torch.float32)
+
+
+def parameters(model: LeNet5) -> tuple[torch.Tensor, ...]:
+    """The weight and bias of C1, C3, C5, F6 and the head, looked up in the modules' own registries:
+    nn.Module's attribute lookup would cost 12 us, more than a sixth of the forward pass."""
+    layers = model._modules["features"]._modules
+    return tuple(layer._parameters[name] for layer in (layers["c1"], layers["c3"], layers["c5"], layers["f6"],
+                                                        model._modules["head"]) for name in ("weight", "bias"))
+
+
+_views: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (data pointers, numpy views)
+
+
+def weights(model: LeNet5) -> tuple[np.ndarray, ...]:
+    """numpy views of `parameters(model)`. The views kept keep their memory alive, so a parameter replaced
+    or moved (`model.double().float()`, `load_state_dict(assign=True)`) always lives at a new address."""
+    params = parameters(model)
+    pointers = tuple(p.data_ptr() for p in params)
+    kept = _views.get(model)
+    if kept is None or kept[0] != pointers:
+        kept = _views[model] = (pointers, tuple(p.detach().numpy() for p in params))
+    return kept[1]
 
 
 def forward_intermediates(model: LeNet5, fields: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """float32 digits [N, 28, 28] in [0, 1] -> the logits [N, classes] and the C1 [N, 6, 28, 28] and
     C3 [N, 16, 10, 10] maps after their ReLU, as the model in eval mode computes them."""
-    features, n = model.features, len(fields)
-    (c1, c1_bias), (c3, c3_bias), (c5, c5_bias), (f6, f6_bias), (head, head_bias) = (
-        (layer.weight.detach().numpy(), layer.bias.detach().numpy())
-        for layer in (features.c1, features.c3, features.c5, features.f6, model.head))
-    pad = features.c1.padding[0]
+    features, n = model._modules["features"], len(fields)
+    c1, c1_bias, c3, c3_bias, c5, c5_bias, f6, f6_bias, head, head_bias = weights(model)
+    pad = features._modules["c1"].padding[0]
     x = np.zeros((n, 1, INPUT_SIZE + 2 * pad, INPUT_SIZE + 2 * pad), dtype=np.float32)
     inner = x[:, 0, pad : pad + INPUT_SIZE, pad : pad + INPUT_SIZE]
     np.subtract(fields, np.float32(features.mean), out=inner)

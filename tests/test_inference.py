@@ -131,6 +131,13 @@ def test_the_numpy_path_reads_the_weights_as_they_are_now(mnist_test):
     model.load_state_dict(load_model().state_dict())
     model.double().float()  # every parameter now lives in new memory
     assert predict(field, model) == pytest.approx(predict(field, load_model()), abs=1e-6)
+    bias = torch.zeros(10)
+    bias[favoured] = 100.0
+    model.head.bias = torch.nn.Parameter(bias)  # a parameter replaced by another
+    probs = predict(field, model)
+    assert max(probs, key=probs.get) == str(favoured)
+    model.load_state_dict(load_model().state_dict(), assign=True)  # every parameter replaced
+    assert predict(field, model) == pytest.approx(predict(field, load_model()), abs=1e-6)
 
 
 def test_what_numpy_does_not_read_goes_through_pytorch(mnist_test):
