@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage
 
 FIELD = 28  # output size
 BOX = 20  # the digit's longer side after scaling
@@ -109,29 +110,26 @@ def not_digit_like(field: np.ndarray) -> str | None:
     height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
     if height < MIN_HEIGHT_RATIO * width:
         return "a flat line"
-    if erode(mask, 3).sum() / area > MAX_SOLID_CORE:  # ink lying 3+ pixels inside the outline
+    core = ndimage.minimum_filter(mask, 2 * 3 + 1, mode="constant", cval=False)  # set 3+ pixels inside the outline
+    if core.sum() / area > MAX_SOLID_CORE:
         return "a solid blob or a scribble"
     return None
 
 
-def erode(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Pixels whose whole (2 radius + 1)-square neighbourhood is set (outside the picture counts as unset)."""
-    return window_reduce(mask, radius, np.logical_and)
-
-
-def window_reduce(plane: np.ndarray, radius: int, combine: np.ufunc) -> np.ndarray:
-    """Combine every (2 radius + 1)-square neighbourhood with a ufunc (and, add...), zero outside the picture:
-    a row pass and a column pass of shifted slices, far cheaper than a windowed view for small radii."""
+def box_sum(plane: np.ndarray, radius: int) -> np.ndarray:
+    """The sum over every (2 radius + 1)-square neighbourhood, zero outside the picture: a row pass and a
+    column pass of shifted slices. For the small radii used here this is three to four times faster than
+    scipy.ndimage.uniform_filter."""
     h, w = plane.shape
     k = 2 * radius + 1
     padded = np.zeros((h + 2 * radius, w + 2 * radius), dtype=plane.dtype)
     padded[radius : radius + h, radius : radius + w] = plane
     rows = padded[:h].copy()
     for shift in range(1, k):
-        combine(rows, padded[shift : shift + h], out=rows)
+        rows += padded[shift : shift + h]
     out = rows[:, :w].copy()
     for shift in range(1, k):
-        combine(out, rows[:, shift : shift + w], out=out)
+        out += rows[:, shift : shift + w]
     return out
 
 
@@ -269,7 +267,7 @@ def array_picture(array: np.ndarray) -> tuple[Image.Image, bool]:
         image = Image.fromarray(np.ascontiguousarray(array.squeeze(2) if array.shape[2] == 1 else array),
                                 modes[array.shape[2]])
         if image.mode == "RGBA" and max(image.size) <= MAX_SIDE:  # a canvas: its alpha is read in place
-            return alpha_picture(image, array[:, :, 3])
+            return (image.convert("L"), False) if opaque(array) else alpha_picture(image, array[:, :, 3])
         return pil_picture(image)
     pixels = to_unit(block_mean(array, math.ceil(max(array.shape[:2]) / MAX_SIDE)), array)
     is_alpha = False
@@ -283,6 +281,15 @@ def array_picture(array: np.ndarray) -> tuple[Image.Image, bool]:
             is_alpha = np.count_nonzero(frame < 0.5) * 2 > frame.size
             plane = alpha if is_alpha else plane * alpha + (1 - alpha)
     return Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32)), is_alpha
+
+
+def opaque(rgba: np.ndarray) -> bool:
+    """Whether every pixel of a uint8 (H, W, 4) array has alpha 255. Each pixel read as one little-endian
+    uint32 has its alpha in the top byte: one pass over whole words, where the alpha plane alone would be
+    a strided pass three times slower."""
+    if not rgba.flags.c_contiguous:
+        return bool(rgba[:, :, 3].min() == 255)
+    return bool(rgba.view("<u4").min() >= 0xFF000000)
 
 
 def block_mean(array: np.ndarray, factor: int) -> np.ndarray:
@@ -361,8 +368,8 @@ def estimate_background(gray: np.ndarray, dark_ink: bool) -> np.ndarray:
     h, w = gray.shape
     small = np.asarray(shrink(Image.fromarray(gray), BACKGROUND_SIZE))
     k = max(3, int(max(small.shape) * BACKGROUND_KERNEL) | 1)
-    grow, cut = (max_filter, min_filter) if dark_ink else (min_filter, max_filter)
-    paper = cut(grow(small, k), k)  # strokes disappear, large shapes come back
+    grow, cut = (ndimage.maximum_filter, ndimage.minimum_filter) if dark_ink else (ndimage.minimum_filter, ndimage.maximum_filter)
+    paper = cut(grow(small, k, mode="nearest"), k, mode="nearest")  # strokes disappear, large shapes come back
     sh, sw = paper.shape
     frame = np.zeros((sh, sw), dtype=bool)
     frame[: max(1, sh // 10)], frame[-max(1, sh // 10) :] = True, True
@@ -376,18 +383,6 @@ def estimate_background(gray: np.ndarray, dark_ink: bool) -> np.ndarray:
 
 def surface_terms(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.stack([np.ones_like(y), y, x, y * y, x * x, x * y], axis=1)
-
-
-def max_filter(plane: np.ndarray, k: int) -> np.ndarray:
-    """k x k maximum filter (edges padded with their own values) as a row pass and a column pass."""
-    r = k // 2
-    padded = np.pad(plane, r, mode="edge")
-    rows = np.lib.stride_tricks.sliding_window_view(padded, k, axis=0).max(-1)
-    return np.lib.stride_tricks.sliding_window_view(rows, k, axis=1).max(-1)
-
-
-def min_filter(plane: np.ndarray, k: int) -> np.ndarray:
-    return -max_filter(-plane, k)
 
 
 def normalize_ink(ink: np.ndarray) -> np.ndarray:
@@ -407,18 +402,14 @@ def normalize_ink(ink: np.ndarray) -> np.ndarray:
     return np.clip(ink * scale - np.float32(NOISE_FLOOR / (1 - NOISE_FLOOR)), 0, 1, dtype=np.float32)
 
 
-def box_blur(plane: np.ndarray, radius: int) -> np.ndarray:
-    """(2 radius + 1)-square moving average, zero outside the picture."""
-    return window_reduce(plane, radius, np.add) / np.float32((2 * radius + 1) ** 2)
-
-
 def ink_box(ink: np.ndarray) -> tuple[slice, slice]:
     """The bounding box of the strokes, found on a slightly blurred copy so that specks of noise,
     which blur away, cannot stretch it across the picture."""
     h, w = ink.shape
     radius = max(1, round(max(h, w) * 0.005))
-    # Inked pixels with inked neighbours: a lone speck blurs to at most 1/9, a stroke's tip keeps more.
-    mask = (ink > 0) & (box_blur(ink, radius) > 0.12)
+    # Inked pixels with inked neighbours: a lone speck's neighbourhood holds at most 1/9 of a full one's
+    # ink, a stroke's tip keeps more.
+    mask = (ink > 0) & (box_sum(ink, radius) > np.float32(0.12 * (2 * radius + 1) ** 2))
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     if len(rows) == 0:
         raise NoDigitError("the picture is blank")

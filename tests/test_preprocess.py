@@ -32,6 +32,10 @@ def test_every_form_of_the_same_drawing_gives_the_same_input(drawn):
         "RGB": np.repeat(as_black_on_white(ink)[:, :, None], 3, axis=2),
         "transparent RGBA": as_transparent_rgba(ink),
         "browser canvas dict": as_browser_canvas(ink),
+        "opaque RGBA, a view into a wider array": np.pad(as_browser_canvas(ink)["composite"], ((0, 0), (0, 9), (0, 0)),
+                                                         constant_values=255)[:, :-9],
+        "RGBA, partly transparent over white": np.dstack([as_black_on_white(ink)] * 3 + [np.full(ink.shape, 204, np.uint8)]),
+        "RGBA with black pixels hidden by alpha 0": hidden_black_square(as_browser_canvas(ink)["composite"]),
         "API canvas dict": {"background": None, "layers": [], "composite": as_transparent_rgba(ink)},
         "PIL image": Image.fromarray(as_black_on_white(ink)),
         "float array": ink,
@@ -40,6 +44,13 @@ def test_every_form_of_the_same_drawing_gives_the_same_input(drawn):
         x = preprocess(image)
         assert x.shape == (1, 1, 28, 28) and x.dtype == torch.float32, name
         assert (x - reference).abs().max() < 0.02, name
+
+
+def hidden_black_square(rgba: np.ndarray) -> np.ndarray:
+    """A canvas with a black square in a corner that alpha 0 hides: it must not be read as ink."""
+    hidden = rgba.copy()
+    hidden[20:60, 20:60] = 0
+    return hidden
 
 
 def test_placement_matches_mnist(drawn):
