@@ -191,7 +191,6 @@ def canvas_image(value: dict) -> Any:
 
 def open_image(source: Path | io.BytesIO) -> Image.Image:
     """Open a picture, refusing one with more than MAX_PIXELS pixels from its header, before decoding it."""
-    name = source.name if isinstance(source, Path) else "the picture"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS is the stricter limit
@@ -200,18 +199,24 @@ def open_image(source: Path | io.BytesIO) -> Image.Image:
                 check_size(image.size)
                 image.load()
                 return image.copy()
-    except FileNotFoundError:
-        raise UnreadableImageError(f"no such image file: {source}") from None
-    except IsADirectoryError:
-        raise UnreadableImageError(f"{source} is a folder, not an image file") from None
-    except UnidentifiedImageError:
-        raise UnreadableImageError(f"{name} is not an image file PIL can read") from None
-    except Image.DecompressionBombError as error:
-        raise ImageTooLargeError(f"{name} is too large to open safely: {error}") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as error:  # truncated or corrupt files
-        if isinstance(error, UnreadableImageError):
-            raise
-        raise UnreadableImageError(f"{name} is damaged or truncated: {error}") from None
+    except UnreadableImageError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
+        raise cannot_open(source, error) from None  # truncated and corrupt files raise any of these
+
+
+def cannot_open(source: Path | io.BytesIO, error: Exception) -> UnreadableImageError:
+    """What is wrong with a file PIL could not open, in one sentence."""
+    name = source.name if isinstance(source, Path) else "the picture"
+    if isinstance(error, FileNotFoundError):
+        return UnreadableImageError(f"no such image file: {source}")
+    if isinstance(error, IsADirectoryError):
+        return UnreadableImageError(f"{source} is a folder, not an image file")
+    if isinstance(error, UnidentifiedImageError):
+        return UnreadableImageError(f"{name} is not an image file PIL can read")
+    if isinstance(error, Image.DecompressionBombError):
+        return ImageTooLargeError(f"{name} is too large to open safely: {error}")
+    return UnreadableImageError(f"{name} is damaged or truncated: {error}")
 
 
 def check_size(size: tuple[int, int]) -> None:
