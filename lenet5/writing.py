@@ -11,8 +11,9 @@ has only seen single centred digits reads two merged digits as one, and is sure 
 import multiprocessing
 import signal
 import threading
+from multiprocessing import resource_tracker
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,22 +117,36 @@ def cutter(workers: int) -> Iterator[Callable]:
     if workers <= 1:
         yield map
         return
-    with ignoring_ctrl_c():  # the workers, started now, keep ignoring it: Ctrl-C is the parent's to handle
-        pool = multiprocessing.get_context("spawn").Pool(workers)
-    with pool:  # leaving it, also by Ctrl-C, ends the workers at once
+    # Starting the resource tracker unblocks SIGINT (multiprocessing/resource_tracker.py), so start it first.
+    resource_tracker.ensure_running()
+    with ExitStack() as stack:
+        with ctrl_c_held():  # the workers, started now, never see Ctrl-C: it is the parent's to handle
+            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(workers))
+        # Leaving the stack, also by Ctrl-C, ends the workers at once.
         yield lambda fn, *iterables: pool.starmap(fn, zip(*iterables), chunksize=8)
 
 
 @contextmanager
-def ignoring_ctrl_c() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():  # only the main thread receives signals
+def ctrl_c_held() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) back for a while, then deliver it. Processes started meanwhile inherit it
+    blocked, so they never raise KeyboardInterrupt, not even while they import. Ignoring it (SIG_IGN)
+    would protect them as well, but would lose a Ctrl-C pressed meanwhile: the run would go on."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    pressed: list[int] = []
+    if in_main_thread:  # Python's handler: for a Ctrl-C that another thread of the process receives
+        previous_handler = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous_handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)  # one this thread held arrives now
+        if pressed:
+            signal.raise_signal(signal.SIGINT)
 
 
 def number_pieces(digits: Split, count: int, seed: int, progress: bool = True, workers: int = 1) -> Split:

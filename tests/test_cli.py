@@ -242,16 +242,21 @@ def test_ctrl_c_before_the_first_epoch_says_to_start_again(tmp_path, data_dir):
     assert not out.exists()  # the folder made for the run is empty: it goes too
 
 
-def test_ctrl_c_while_the_numbers_are_cut_in_several_processes_is_one_clean_line(tmp_path, data_dir):
+@pytest.mark.parametrize("delay", [0, 5], ids=["as the workers start", "while they cut"])
+def test_ctrl_c_while_the_numbers_are_cut_in_several_processes_is_one_clean_line(tmp_path, data_dir, delay):
     out = tmp_path / "run"
     command = [sys.executable, "train.py", "--pieces", "4000", "--data-dir", str(data_dir), "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "2"}  # two threads: the numbers are cut in two processes
     with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                           start_new_session=True) as train:
         assert train.stdout.readline().startswith("writing 4,000 numbers")
-        time.sleep(5)  # the workers have started and are cutting
+        time.sleep(delay)  # 0: while the pool of workers starts; 5: the workers have started and are cutting
         os.killpg(train.pid, signal.SIGINT)  # as Ctrl-C in a terminal does: to the workers as well
-        _, stderr = train.communicate(timeout=60)
+        try:
+            _, stderr = train.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(train.pid, signal.SIGKILL)
+            pytest.fail("train.py went on after Ctrl-C")
     assert train.returncode == 130 and "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     assert "nothing was saved, so start again" in stderr and not out.exists()
 
