@@ -8,7 +8,8 @@ size, position, polarity (dark on light or light on dark) or transparency.
 Pictures can come from anyone (the demo is public), so the work is bounded before it starts: a file's
 pixel count is checked from its header before it is decoded, every picture is reduced to at most
 MAX_SIDE pixels across while still in its own 8-bit (or 16-bit, or float) form, and only that reduced
-copy is ever converted to float. Everything is numpy and PIL; the result becomes a tensor once, at the end.
+copy is ever converted to float. Everything is numpy, PIL and scipy.ndimage; the result becomes a tensor
+once, at the end.
 """
 
 import io
@@ -373,7 +374,9 @@ def estimate_background(gray: np.ndarray, dark_ink: bool) -> np.ndarray:
     h, w = gray.shape
     small = np.asarray(shrink(Image.fromarray(gray), BACKGROUND_SIZE))
     k = max(3, int(max(small.shape) * BACKGROUND_KERNEL) | 1)
-    grow, cut = (ndimage.maximum_filter, ndimage.minimum_filter) if dark_ink else (ndimage.minimum_filter, ndimage.maximum_filter)
+    grow, cut = ndimage.maximum_filter, ndimage.minimum_filter
+    if not dark_ink:
+        grow, cut = cut, grow
     paper = cut(grow(small, k, mode="nearest"), k, mode="nearest")  # strokes disappear, large shapes come back
     sh, sw = paper.shape
     frame = np.zeros((sh, sw), dtype=bool)
