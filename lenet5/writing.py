@@ -11,10 +11,10 @@ has only seen single centred digits reads two merged digits as one, and is sure 
 import multiprocessing
 import signal
 import threading
-from multiprocessing import resource_tracker
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 
 import numpy as np
 import torch
@@ -117,8 +117,6 @@ def cutter(workers: int) -> Iterator[Callable]:
     if workers <= 1:
         yield map
         return
-    # Starting the resource tracker unblocks SIGINT (multiprocessing/resource_tracker.py), so start it first.
-    resource_tracker.ensure_running()
     with ExitStack() as stack:
         with ctrl_c_held():  # the workers, started now, never see Ctrl-C: it is the parent's to handle
             pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(workers))
@@ -134,6 +132,9 @@ def ctrl_c_held() -> Iterator[None]:
     if not hasattr(signal, "pthread_sigmask"):  # Windows
         yield
         return
+    # multiprocessing's resource tracker, started with the first pool, unblocks SIGINT once it is up
+    # (multiprocessing/resource_tracker.py): start it before the block.
+    resource_tracker.ensure_running()
     in_main_thread = threading.current_thread() is threading.main_thread()
     pressed: list[int] = []
     if in_main_thread:  # Python's handler: for a Ctrl-C that another thread of the process receives
