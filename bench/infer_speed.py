@@ -84,7 +84,7 @@ def straightforward(canvas: np.ndarray, model: torch.nn.Module) -> dict[str, flo
 def bomb_cost(folder: Path) -> tuple[float, float]:
     """Seconds and extra peak MB to refuse a 13000x13000 PNG sent as a canvas's composite."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from test_app import giant_png  # the same file the test suite sends to the demo
+    from bombs import giant_png  # the same file the test suite sends to the demo
 
     giant_png(folder / "giant.png", 13000)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -7,12 +7,10 @@ import json
 import os
 import re
 import socket
-import struct
 import subprocess
 import sys
 import time
 import uuid
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import app
 from examples.digits import STROKES, example_paths, render
 from lenet5 import load_model
 
+from bombs import giant_png
 from conftest import REPO
 
 OUTPUTS = ("verdict", "bars", "insides")
@@ -141,20 +140,6 @@ def test_bad_files_get_a_clear_message_and_never_crash(model, tmp_path):
                 assert out["bars"] is None, path.name
             else:  # readable pictures of a 4, however they are stored
                 assert top_label(out["bars"]) == "4", path.name
-
-
-def giant_png(path: Path, side: int) -> None:
-    """A valid black-and-white PNG of side x side pixels, a few kilobytes on disk, made without ever
-    holding the picture: the kind of file that costs gigabytes to whoever decodes it blindly."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    row = b"\0" + b"\xff" * (side // 8 + 1)  # filter byte, then a white row at 1 bit per pixel
-    packer = zlib.compressobj(9)
-    pixels = b"".join(packer.compress(row * 1000) for _ in range(side // 1000)) + packer.compress(row * (side % 1000))
-    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels + packer.flush())
-                     + chunk(b"IEND", b""))
 
 
 def test_verdicts_in_words():

@@ -8,7 +8,7 @@ from scipy import ndimage
 from examples.digits import PEN, STROKES, render
 from lenet5 import load_model, read_number
 
-from test_app import giant_png
+from bombs import giant_png
 
 
 def number(text: str, step: int = 200, strokes: dict | None = None) -> Image.Image:
