@@ -266,15 +266,15 @@ def array_picture(array: np.ndarray) -> tuple[Image.Image, bool]:
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4) or min(array.shape[:2]) < 1:
         raise UnreadableImageError(
             f"an image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {array.shape}")
-    if not (array.dtype == np.bool_ or np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise UnreadableImageError(f"an image array must hold numbers, got dtype {array.dtype}")
     if array.dtype == np.uint8:
-        modes = {1: "L", 3: "RGB", 4: "RGBA"}
+        mode = {1: "L", 3: "RGB", 4: "RGBA"}[array.shape[2]]
         pixels = np.ascontiguousarray(array.squeeze(2) if array.shape[2] == 1 else array)
-        image = Image.fromarray(pixels, modes[array.shape[2]])
-        if image.mode == "RGBA" and max(image.size) <= MAX_SIDE:  # a canvas: its alpha is read in place
+        image = Image.frombuffer(mode, (pixels.shape[1], pixels.shape[0]), pixels, "raw", mode, 0, 1)  # no copy
+        if mode == "RGBA" and max(image.size) <= MAX_SIDE:  # a canvas: its alpha is read in place
             return (image.convert("L"), False) if opaque(pixels) else alpha_picture(image, pixels[:, :, 3])
         return pil_picture(image)
+    if not (array.dtype == np.bool_ or np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise UnreadableImageError(f"an image array must hold numbers, got dtype {array.dtype}")
     pixels = to_unit(block_mean(array, math.ceil(max(array.shape[:2]) / MAX_SIDE)), array)
     is_alpha = False
     if pixels.shape[2] == 1:
@@ -422,6 +422,9 @@ def ink_box(ink: np.ndarray) -> tuple[slice, slice]:
     return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
+PLACES = np.arange(BOX, dtype=np.float32)  # row and column numbers in the fitted digit, for its centre of mass
+
+
 def center_digit(ink: np.ndarray, box: tuple[slice, slice] | None = None) -> np.ndarray:
     """Crop the ink to its box, fit it into BOX x BOX keeping its aspect ratio, centre its mass in FIELD x FIELD."""
     crop = np.ascontiguousarray(ink[box or ink_box(ink)])
@@ -429,12 +432,14 @@ def center_digit(ink: np.ndarray, box: tuple[slice, slice] | None = None) -> np.
     scale = BOX / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     # PIL's bilinear resize widens its filter when shrinking: anti-aliased, as MNIST's digits were made.
-    digit = np.clip(np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BILINEAR)), 0, 1)
-    mass = float(digit.sum())
+    picture = Image.frombuffer("F", (w, h), crop, "raw", "F", 0, 1)  # fromarray's checks cost more than this
+    digit = np.clip(np.asarray(picture.resize(size, Image.Resampling.BILINEAR)), 0, 1)
+    rows = digit.sum(axis=1)
+    mass = float(rows.sum())
     if mass <= 0:
         raise NoDigitError("the picture is blank")
-    cy = float(digit.sum(axis=1) @ np.arange(size[1], dtype=np.float32)) / mass
-    cx = float(digit.sum(axis=0) @ np.arange(size[0], dtype=np.float32)) / mass
+    cy = float(rows @ PLACES[: size[1]]) / mass
+    cx = float(digit.sum(axis=0) @ PLACES[: size[0]]) / mass
     top = min(max(round(CENTER - cy), 0), FIELD - size[1])
     left = min(max(round(CENTER - cx), 0), FIELD - size[0])
     field = np.zeros((FIELD, FIELD), dtype=np.float32)

@@ -17,7 +17,6 @@ import weakref
 
 import numpy as np
 import torch
-from numpy.lib.stride_tricks import as_strided
 from torch import nn
 
 from .model import INPUT_SIZE, LeNet5, ModernFeatures
@@ -75,11 +74,13 @@ def forward_intermediates(model: LeNet5, fields: np.ndarray) -> tuple[np.ndarray
 
 
 def convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """A valid (unpadded) stride-1 convolution of NCHW `x` with kernels [out, in, k, k]."""
+    """A valid (unpadded) stride-1 convolution of C-contiguous NCHW `x` with kernels [out, in, k, k]."""
     out, _, k, _ = weight.shape
     n, c, h, w = x.shape
     sn, sc, sh, sw = x.strides
-    windows = as_strided(x, (n, c, k, k, h - k + 1, w - k + 1), (sn, sc, sh, sw, sh, sw))
+    # Every k x k window as a strided view of x's own memory: numpy's as_strided does the same in 5 us,
+    # ten times longer, with checks that x being C-contiguous makes needless.
+    windows = np.ndarray((n, c, k, k, h - k + 1, w - k + 1), x.dtype, x, 0, (sn, sc, sh, sw, sh, sw))
     patches = np.ascontiguousarray(windows).reshape(n, c * k * k, -1)  # (N, in k k, H' W')
     maps = weight.reshape(out, -1) @ patches
     maps += bias[:, None]
