@@ -12,9 +12,11 @@ import multiprocessing
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import repeat
 from multiprocessing import resource_tracker
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,6 +28,9 @@ from .data import Split
 from .model import RUBBISH
 from .numbers import segment, union_box
 from .preprocessing import to_picture
+
+if TYPE_CHECKING:
+    from multiprocessing.synchronize import Event
 
 # How neighbours are set apart, as (fewest, most) MNIST pixels between their ink boxes; below 0 they overlap.
 GAPS = {"separated": (3, 10), "touching": (-1, 0), "overlapping": (-6, -3)}
@@ -113,15 +118,43 @@ CUT_BLOCK = 256  # numbers drawn, then cut, at a time: the 8,000 of the recipe w
 
 @contextmanager
 def cutter(workers: int) -> Iterator[Callable]:
-    """`map`, in this process or over a pool of `workers` processes."""
+    """`map`, in this process or over a pool of `workers` processes.
+
+    The pool always ends with close() and join(), never terminate(): Pool.terminate can wait forever for
+    its task handler when tasks or results are larger than a pipe holds, as these are (CPython issues
+    #78178 and #96995). On Ctrl-C, or any error, the tasks already queued are skipped instead, so the
+    pool finishes within the one task each worker is doing."""
     if workers <= 1:
         yield map
         return
-    with ExitStack() as stack:
-        with ctrl_c_held():  # the workers, started now, never see Ctrl-C: it is the parent's to handle
-            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(workers))
-        # Leaving the stack, also by Ctrl-C, ends the workers at once.
-        yield lambda fn, *iterables: pool.starmap(fn, zip(*iterables), chunksize=8)
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    with ctrl_c_held():  # the workers, started now, never see Ctrl-C: it is the parent's to handle
+        pool = context.Pool(workers, initializer=watch, initargs=(stop,))
+    try:
+        yield lambda fn, *iterables: pool.starmap(unless_stopped, zip(repeat(fn), *iterables), chunksize=2)
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        pool.close()
+        pool.join()
+
+
+_stop: "Event | None" = None  # in a cutting worker: set once the parent has stopped waiting for results
+
+
+def watch(stop: "Event") -> None:
+    """A cutting worker's start: keep the parent's stop flag, and leave Ctrl-C to the parent. On POSIX the
+    worker was started with it blocked (`ctrl_c_held`); a Windows console sends it to every process."""
+    global _stop
+    _stop = stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def unless_stopped(fn: Callable, *args):
+    """fn(*args) in a cutting worker, or None once the parent has stopped waiting for results."""
+    return None if _stop is not None and _stop.is_set() else fn(*args)
 
 
 @contextmanager

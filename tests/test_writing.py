@@ -1,6 +1,11 @@
 """Numbers written with MNIST digits, the pieces the reader cuts them into, and training on those pieces."""
 
 import math
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,6 +53,24 @@ def test_cutting_in_several_processes_gives_the_same_pieces(mnist, monkeypatch):
     shared = number_pieces(mnist.train.head(2_000), 40, seed=3, progress=False, workers=2)
     assert len(alone) > 40
     assert torch.equal(alone.images, shared.images) and torch.equal(alone.labels, shared.labels)
+
+
+def noted(folder: str, task: int) -> None:
+    """A cutting task that leaves a mark and takes a while; the first one presses Ctrl-C in the parent."""
+    (Path(folder) / str(task)).touch()
+    if task == 0:
+        os.kill(os.getppid(), signal.SIGINT)
+    time.sleep(0.3)
+
+
+def test_ctrl_c_while_cutting_skips_the_queued_cuts_and_the_workers_end_by_themselves(tmp_path):
+    # The pool is closed and joined, never terminated (Pool.terminate can wait forever for its task
+    # handler, CPython #96995), so the cuts queued behind a Ctrl-C must be skipped: a join would run them all.
+    with pytest.raises(KeyboardInterrupt):
+        with writing.cutter(2) as cut:
+            list(cut(noted, [str(tmp_path)] * 40, range(40)))
+    assert 1 <= len(list(tmp_path.iterdir())) <= 8
+    assert not multiprocessing.active_children()
 
 
 def test_two_digits_run_together_are_a_wrong_cut_and_each_digit_alone_is_itself(mnist):
