@@ -122,8 +122,9 @@ def cutter(workers: int) -> Iterator[Callable]:
 
     The pool always ends with close() and join(), never terminate(): Pool.terminate can wait forever for
     its task handler when tasks or results are larger than a pipe holds, as these are (CPython issues
-    #78178 and #96995). On Ctrl-C, or any error, the tasks already queued are skipped instead, so the
-    pool finishes within the one task each worker is doing."""
+    #78178 and #96995). On Ctrl-C, or an error in this process, the tasks already queued are skipped
+    instead: the pool finishes once each worker is through the task in hand (two numbers), or through
+    starting up if it was still starting."""
     if workers <= 1:
         yield map
         return
