@@ -110,7 +110,8 @@ FAST_RECIPE = {"epochs": 1, "optimizer": "muon", "lr": 1.5e-2, "label_smoothing"
 
 
 # Learning from a teacher: AdamW, whose steps do not grow with the distillation loss's T^2 scale. SGD at
-# the modern recipe's rate stalled a network without BatchNorm within 100 steps (loss 6.2 -> 5.9).
+# the modern recipe's rate stalled a network without BatchNorm within 100 steps (loss 6.2 -> 5.9); at a
+# quarter of it, 0.025, SGD learns, and does no better (bench/RESULTS.md).
 DISTILL_RECIPE = {"optimizer": "adam", "lr": 5e-3, "pieces": 0}
 
 
