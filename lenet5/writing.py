@@ -139,7 +139,8 @@ def cutter(workers: int) -> Iterator[Callable]:
         raise
     finally:
         pool.close()
-        pool.join()
+        with ctrl_c_held():  # a second Ctrl-C waits for the workers, rather than leave them to terminate()
+            pool.join()
 
 
 _stop: "Event | None" = None  # in a cutting worker: set once the parent has stopped waiting for results

@@ -55,20 +55,24 @@ def test_cutting_in_several_processes_gives_the_same_pieces(mnist, monkeypatch):
     assert torch.equal(alone.images, shared.images) and torch.equal(alone.labels, shared.labels)
 
 
-def noted(folder: str, task: int) -> None:
-    """A cutting task that leaves a mark and takes a while; the first one presses Ctrl-C in the parent."""
+def noted(folder: str, presses: int, task: int) -> None:
+    """A cutting task that leaves a mark and takes a while; the first one presses Ctrl-C in the parent,
+    `presses` times, half a second apart."""
     (Path(folder) / str(task)).touch()
-    if task == 0:
+    for press in range(presses if task == 0 else 0):
+        time.sleep(0.5 * bool(press))
         os.kill(os.getppid(), signal.SIGINT)
     time.sleep(0.3)
 
 
-def test_ctrl_c_while_cutting_skips_the_queued_cuts_and_the_workers_end_by_themselves(tmp_path):
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_while_cutting_skips_the_queued_cuts_and_the_workers_end_by_themselves(tmp_path, presses):
     # The pool is closed and joined, never terminated (Pool.terminate can wait forever for its task
-    # handler, CPython #96995), so the cuts queued behind a Ctrl-C must be skipped: a join would run them all.
+    # handler, CPython #96995), so the cuts queued behind a Ctrl-C must be skipped: a join would run them
+    # all. A second Ctrl-C, pressed while the workers finish their cuts in hand, must not cut the join short.
     with pytest.raises(KeyboardInterrupt):
         with writing.cutter(2) as cut:
-            list(cut(noted, [str(tmp_path)] * 40, range(40)))
+            list(cut(noted, [str(tmp_path)] * 40, [presses] * 40, range(40)))
     assert 1 <= len(list(tmp_path.iterdir())) <= 8
     assert not multiprocessing.active_children()
 
