@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import repeat
 from multiprocessing import resource_tracker
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -154,7 +154,7 @@ def watch(stop: "Event") -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def unless_stopped(fn: Callable, *args):
+def unless_stopped(fn: Callable, *args: Any) -> Any:
     """fn(*args) in a cutting worker, or None once the parent has stopped waiting for results."""
     return None if _stop is not None and _stop.is_set() else fn(*args)
 
