@@ -143,7 +143,7 @@ def cutter(workers: int) -> Iterator[Callable]:
             pool.join()
 
 
-_stop: "Event | None" = None  # in a cutting worker: set once the parent has stopped waiting for results
+_stop: "Event"  # in a cutting worker (given by `watch`): set once the parent has stopped waiting for results
 
 
 def watch(stop: "Event") -> None:
@@ -156,7 +156,7 @@ def watch(stop: "Event") -> None:
 
 def unless_stopped(fn: Callable, *args: Any) -> Any:
     """fn(*args) in a cutting worker, or None once the parent has stopped waiting for results."""
-    return None if _stop is not None and _stop.is_set() else fn(*args)
+    return None if _stop.is_set() else fn(*args)
 
 
 @contextmanager

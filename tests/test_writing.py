@@ -60,7 +60,8 @@ def noted(folder: str, presses: int, task: int) -> None:
     `presses` times, half a second apart."""
     (Path(folder) / str(task)).touch()
     for press in range(presses if task == 0 else 0):
-        time.sleep(0.5 * bool(press))
+        if press:
+            time.sleep(0.5)
         os.kill(os.getppid(), signal.SIGINT)
     time.sleep(0.3)
 
