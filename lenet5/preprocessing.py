@@ -15,6 +15,7 @@ once, at the end.
 import io
 import math
 import warnings
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -425,23 +426,36 @@ def ink_box(ink: np.ndarray) -> tuple[slice, slice]:
 PLACES = np.arange(BOX, dtype=np.float32)  # row and column numbers in the fitted digit, for its centre of mass
 
 
+@lru_cache(maxsize=1024)
+def fit_weights(source: int, target: int) -> np.ndarray:
+    """The float32 (target, source) matrix that resizes one axis of `source` pixels to `target` the way
+    PIL's bilinear resize does: a triangle filter, widened by the shrink factor so that shrinking
+    averages every pixel (anti-aliasing, as MNIST's digits were made), each row normalised to sum to 1.
+    Two of these applied to a crop give PIL's result to within 1.2e-7, in two small matrix products
+    instead of a round trip through a PIL image."""
+    scale = source / target
+    support = max(scale, 1.0)
+    centres = (np.arange(target) + 0.5) * scale
+    weights = np.maximum(0.0, 1 - np.abs(np.arange(source) + 0.5 - centres[:, None]) / support)
+    return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
 def center_digit(ink: np.ndarray, box: tuple[slice, slice] | None = None) -> np.ndarray:
     """Crop the ink to its box, fit it into BOX x BOX keeping its aspect ratio, centre its mass in FIELD x FIELD."""
-    crop = np.ascontiguousarray(ink[box or ink_box(ink)])
+    crop = ink[box or ink_box(ink)]
     h, w = crop.shape
     scale = BOX / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    # PIL's bilinear resize widens its filter when shrinking: anti-aliased, as MNIST's digits were made.
-    picture = Image.frombuffer("F", (w, h), crop, "raw", "F", 0, 1)  # fromarray's checks cost more than this
-    digit = np.clip(np.asarray(picture.resize(size, Image.Resampling.BILINEAR)), 0, 1)
+    size_h, size_w = max(1, round(h * scale)), max(1, round(w * scale))
+    digit = fit_weights(h, size_h) @ (crop @ fit_weights(w, size_w).T)
+    np.clip(digit, 0, 1, out=digit)  # the weights are positive and sum to 1: this only trims rounding
     rows = digit.sum(axis=1)
     mass = float(rows.sum())
     if mass <= 0:
         raise NoDigitError("the picture is blank")
-    cy = float(rows @ PLACES[: size[1]]) / mass
-    cx = float(digit.sum(axis=0) @ PLACES[: size[0]]) / mass
-    top = min(max(round(CENTER - cy), 0), FIELD - size[1])
-    left = min(max(round(CENTER - cx), 0), FIELD - size[0])
+    cy = float(rows @ PLACES[:size_h]) / mass
+    cx = float(digit.sum(axis=0) @ PLACES[:size_w]) / mass
+    top = min(max(round(CENTER - cy), 0), FIELD - size_h)
+    left = min(max(round(CENTER - cx), 0), FIELD - size_w)
     field = np.zeros((FIELD, FIELD), dtype=np.float32)
-    field[top : top + size[1], left : left + size[0]] = digit
+    field[top : top + size_h, left : left + size_w] = digit
     return field

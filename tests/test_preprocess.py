@@ -6,6 +6,7 @@ from PIL import Image
 
 from lenet5 import NoDigitError, preprocess
 from lenet5.data import to_float
+from lenet5.preprocessing import fit_weights
 
 from conftest import (
     as_black_on_white,
@@ -79,6 +80,18 @@ def similarity(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_an_mnist_digit_passes_through_almost_unchanged(mnist_test):
     for image in mnist_test.images[:100]:
         assert similarity(preprocess(image.numpy()), to_float(image[None])) > 0.9
+
+
+@pytest.mark.parametrize("shape", [(100, 68), (140, 3), (1, 90), (20, 20), (13, 7), (57, 140)])
+def test_the_fit_into_20x20_is_pils_antialiased_bilinear_resize(shape):
+    # MNIST's digits were shrunk with an anti-aliasing filter; the fit reproduces PIL's bilinear resize
+    # (which widens its filter when shrinking) as two matrix products, also when it enlarges or keeps a side.
+    crop = np.random.default_rng(0).random(shape, dtype=np.float32)
+    h, w = shape
+    size = (max(1, round(w * 20 / max(h, w))), max(1, round(h * 20 / max(h, w))))
+    expected = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BILINEAR))
+    fitted = fit_weights(h, size[1]) @ crop @ fit_weights(w, size[0]).T
+    np.testing.assert_allclose(fitted, expected, atol=3e-7)
 
 
 def test_files_in_unusual_modes_are_read(tmp_path, drawn):
