@@ -112,10 +112,20 @@ def not_digit_like(field: np.ndarray) -> str | None:
     height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
     if height < MIN_HEIGHT_RATIO * width:
         return "a flat line"
-    core = ndimage.minimum_filter(mask, 2 * 3 + 1, mode="constant", cval=False)  # set 3+ pixels inside the outline
-    if core.sum() / area > MAX_SOLID_CORE:
+    if solid_core(mask) / area > MAX_SOLID_CORE:
         return "a solid blob or a scribble"
     return None
+
+
+def solid_core(mask: np.ndarray) -> int:
+    """How many pixels of a mask lie 3 or more pixels inside its outline: those whose 7x7 neighbourhood is
+    all set (a 7x7 erosion, nothing set outside). Windows of 2, 4, then 7 are each the AND of two shifted
+    copies of the last, along rows and then columns: six slices, where scipy's minimum_filter costs twice as long."""
+    for shift in (1, 2, 3):
+        mask = mask[:, :-shift] & mask[:, shift:]
+    for shift in (1, 2, 3):
+        mask = mask[:-shift] & mask[shift:]
+    return int(np.count_nonzero(mask))
 
 
 def box_sum(plane: np.ndarray, radius: int) -> np.ndarray:

@@ -3,10 +3,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from scipy import ndimage
 
 from lenet5 import NoDigitError, preprocess
 from lenet5.data import to_float
-from lenet5.preprocessing import fit_weights
+from lenet5.preprocessing import fit_weights, solid_core
 
 from conftest import (
     as_black_on_white,
@@ -92,6 +93,15 @@ def test_the_fit_into_20x20_is_pils_antialiased_bilinear_resize(shape):
     expected = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BILINEAR))
     fitted = fit_weights(h, size[1]) @ crop @ fit_weights(w, size[0]).T
     np.testing.assert_allclose(fitted, expected, atol=3e-7)
+
+
+def test_the_solid_core_is_a_7x7_erosion():
+    # What not_digit_like counts to tell a blob from a digit: pixels 3 or more inside the outline.
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        mask = ndimage.binary_dilation(rng.random((28, 28)) < 0.1 * (trial % 8), iterations=trial % 4)
+        expected = ndimage.minimum_filter(mask, 7, mode="constant", cval=False).sum()
+        assert solid_core(mask) == expected
 
 
 def test_files_in_unusual_modes_are_read(tmp_path, drawn):
