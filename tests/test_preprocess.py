@@ -7,7 +7,7 @@ from scipy import ndimage
 
 from lenet5 import NoDigitError, preprocess
 from lenet5.data import to_float
-from lenet5.preprocessing import fit_weights, solid_core
+from lenet5.preprocessing import array_plane, fit_weights, solid_core, to_picture, working_plane
 
 from conftest import (
     as_black_on_white,
@@ -93,6 +93,39 @@ def test_the_fit_into_20x20_is_pils_antialiased_bilinear_resize(shape):
     expected = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BILINEAR))
     fitted = fit_weights(h, size[1]) @ crop @ fit_weights(w, size[0]).T
     np.testing.assert_allclose(fitted, expected, atol=3e-7)
+
+
+def test_an_opaque_8bit_array_is_brought_to_working_size_as_pil_would(drawn):
+    # array_plane averages a canvas's blocks in numpy; PIL converts to gray and shrinks, rounding to 8 bits.
+    gray = as_black_on_white(drawn[0])  # 280x280
+    rgb = np.dstack([gray, np.roll(gray, 40, axis=1), gray // 2])
+    forms = {
+        "gray": gray,
+        "gray (H, W, 1)": gray[:, :, None],
+        "RGB": rgb,
+        "opaque RGBA": np.dstack([rgb, np.full(gray.shape, 255, np.uint8)]),
+        "RGB, a view with a step": np.repeat(rgb, 2, axis=1)[:, ::2],
+        "420x420, blocks of 3": np.asarray(Image.fromarray(rgb).resize((420, 420))),
+        "980x700, blocks of 7": np.asarray(Image.fromarray(rgb).resize((700, 980))),
+    }
+    for name, image in forms.items():
+        plane = array_plane(image)
+        assert plane is not None and plane.dtype == np.float32, name
+        expected = working_plane(to_picture(image)[0])
+        assert plane.shape == expected.shape and np.abs(plane - expected).max() <= 1 / 255, name
+
+
+@pytest.mark.parametrize("image", [
+    np.dstack([np.full((280, 280, 3), 255, np.uint8), np.full((280, 280), 254, np.uint8)]),  # not opaque
+    np.full((300, 300), 255, np.uint8),  # not whole blocks of the working size
+    np.full((280, 282), 255, np.uint8),
+    np.full((1120, 1120), 255, np.uint8),  # larger than MAX_SIDE
+    np.full((280, 280), 1.0, np.float32),
+    np.full((280, 280), 65535, np.uint16),
+    np.full((280, 280, 2), 255, np.uint8),
+], ids=["transparent", "300x300", "280x282", "1120x1120", "float", "16-bit", "two channels"])
+def test_other_arrays_take_pils_way(image):
+    assert array_plane(image) is None
 
 
 def test_the_solid_core_is_a_7x7_erosion():
