@@ -75,13 +75,15 @@ def digit_field(image: Any) -> np.ndarray:
     """The same as `preprocess`, as a float32 [28, 28] numpy array."""
     if isinstance(image, dict):
         image = canvas_image(image)
-    plane, picture, is_alpha = array_plane(image), None, False
-    if plane is None:
+    plane = array_plane(image)
+    if plane is not None:
+        picture, is_alpha, side = None, False, max(image.shape[:2])
+    else:
         picture, is_alpha = to_picture(image)
-        plane = working_plane(picture)
+        plane, side = working_plane(picture), max(picture.size)
     ink = ink_map(plane, is_alpha)
     box = ink_box(ink)
-    scale = max(picture.size if picture is not None else image.shape[:2]) / max(ink.shape)
+    scale = side / max(ink.shape)
     if scale > 1 and max(box[0].stop - box[0].start, box[1].stop - box[1].start) < SMALL_DIGIT:
         # A small digit in a large picture: read it again from the finer pixels around it.
         if picture is None:
@@ -121,12 +123,11 @@ def array_plane(image: Any) -> np.ndarray | None:
     if (rest or factor < 2 or max(h, w) > MAX_SIDE or min(h, w) < factor or h % factor or w % factor
             or channels not in CHANNEL_WEIGHTS):
         return None
-    pixels = np.ascontiguousarray(image)
-    if channels == 4 and not opaque(pixels):
+    if channels == 4 and not opaque(np.ascontiguousarray(image)):
         return None
-    rows = np.add(pixels[0::factor], pixels[1::factor], dtype=np.uint16)  # at most 7 rows of 255
+    rows = np.add(image[0::factor], image[1::factor], dtype=np.uint16)  # at most 7 rows of 255
     for row in range(2, factor):
-        rows += pixels[row::factor]
+        rows += image[row::factor]
     return rows.reshape(h // factor, w // factor, factor * channels) @ block_weights(factor, channels)
 
 
