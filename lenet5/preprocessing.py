@@ -325,6 +325,7 @@ def array_picture(array: np.ndarray) -> tuple[Image.Image, bool]:
         raise UnreadableImageError(
             f"an image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {array.shape}")
     if array.dtype == np.uint8:
+        check_size((array.shape[1], array.shape[0]))  # before the copy a view would need, as for a file
         mode = {1: "L", 3: "RGB", 4: "RGBA"}[array.shape[2]]
         pixels = np.ascontiguousarray(array.squeeze(2) if array.shape[2] == 1 else array)
         image = Image.frombuffer(mode, (pixels.shape[1], pixels.shape[0]), pixels, "raw", mode, 0, 1)  # no copy

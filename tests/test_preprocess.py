@@ -1,3 +1,5 @@
+import tracemalloc
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,7 @@ from scipy import ndimage
 
 from lenet5 import NoDigitError, preprocess
 from lenet5.data import to_float
-from lenet5.preprocessing import array_plane, fit_weights, solid_core, to_picture, working_plane
+from lenet5.preprocessing import ImageTooLargeError, array_plane, fit_weights, solid_core, to_picture, working_plane
 
 from conftest import (
     as_black_on_white,
@@ -162,6 +164,20 @@ def test_huge_and_tiny_pictures_are_handled(drawn):
     dot = np.zeros((1, 1), dtype=np.uint8)
     with pytest.raises(NoDigitError):
         preprocess(dot)
+
+
+def test_an_8bit_array_too_large_is_refused_before_it_is_copied():
+    # A view (here 13000x13000 pixels of one repeated value, no memory of its own) must not be copied whole
+    # only to be refused: 8-bit arrays over MAX_PIXELS are refused as files are, from their size.
+    view = np.broadcast_to(np.zeros((1, 1, 4), np.uint8), (13000, 13000, 4))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageTooLargeError, match="13000x13000"):
+            preprocess(view)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20
 
 
 @pytest.mark.parametrize(
