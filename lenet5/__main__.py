@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .hub import publish
 from .summary import summary
-from .training import NETWORKS, build_network
+from .training import NETWORKS, build_network, default_config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     push.add_argument("--private", action="store_true", help="create the repo as private")
     args = parser.parse_args(argv)
     if args.command == "summary":
-        network = build_network(args.variant)
+        network = build_network(default_config(args.variant))
         print("WideTeacher()" if args.variant == "teacher" else f"LeNet5(variant={args.variant!r})")
         print(summary(network))
         return 0

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from .data import MNISTData, Split, ordered_batches, random_affine, random_stroke_width, shuffled_batches, to_float
 from .model import RUBBISH, VARIANTS, LeNet5
-from .teacher import WideTeacher, distillation_loss, load_teacher
+from .teacher import TEACHER_WIDTH, WideTeacher, distillation_loss, load_teacher
 from .writing import number_pieces
 
 
@@ -58,8 +58,11 @@ class TrainConfig:
     pieces: int = option(0, "numbers of 2-4 training digits to write and cut with read_number's segmenter, their "
                          "candidate digits added to the training images: the wrong cuts teach the network to doubt "
                          "what is no digit, as LeCun et al. (1998) trained theirs; 0: none")
-    teacher: str = option("", "folder of a network trained with --variant teacher: learn from its softened outputs "
-                          "as well as from the labels (knowledge distillation; modern only)")
+    teacher: str = option("", "folder of a network trained with --variant teacher, or several folders separated by "
+                          "commas (their logits averaged): learn from its softened outputs as well as from the labels "
+                          "(knowledge distillation; modern only)")
+    width: int = option(TEACHER_WIDTH, "maps of the teacher's first two convolutions, twice and four times as many deeper "
+                        "(variant teacher only)")
 
     def __post_init__(self) -> None:
         if self.variant not in NETWORKS:
@@ -85,6 +88,10 @@ class TrainConfig:
             raise ValueError("pieces of numbers teach a LeNet-5 on its own labels: not with a teacher, nor to one")
         if self.variant == "lecun1998" and self.label_smoothing:
             raise ValueError("label_smoothing does not apply to lecun1998, which trains with the paper's MAP criterion")
+        if self.width < 1:
+            raise ValueError(f"width must be at least 1, got {self.width}")
+        if self.width != TEACHER_WIDTH and self.variant != "teacher":
+            raise ValueError(f"width sets the teacher's size; {self.variant} has a fixed architecture")
         if self.teacher and self.variant != "modern":
             raise ValueError(f"--teacher distils the modern LeNet-5, not {self.variant}")
         if (self.patience or self.schedule == "plateau") and not self.val_size:
@@ -215,8 +222,8 @@ def with_pieces(digits: Split, pieces: Split | None) -> Split:
     return Split(torch.cat([digits.images, pieces.images]), torch.cat([digits.labels, pieces.labels]))
 
 
-def build_network(variant: str) -> LeNet5 | WideTeacher:
-    return WideTeacher() if variant == "teacher" else LeNet5(variant=variant)
+def build_network(config: TrainConfig) -> LeNet5 | WideTeacher:
+    return WideTeacher(config.width) if config.variant == "teacher" else LeNet5(variant=config.variant)
 
 
 # timm (EMA, Muon's orthogonalisation) brings torchvision and torch._dynamo: seconds of start-up that a
@@ -261,7 +268,7 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)  # batch order and augmentation
         # channels_last: the convolutions' fastest layout on CPUs and on tensor cores alike.
-        self.model = build_network(config.variant).to(device, memory_format=torch.channels_last)
+        self.model = build_network(config).to(device, memory_format=torch.channels_last)
         self.teacher = load_teacher(config.teacher, device) if config.teacher else None
         self.dtype = training_dtype(device)
         self.optimizer = make_optimizer(self.model, config)

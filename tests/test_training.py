@@ -6,6 +6,7 @@ import torch
 
 from lenet5 import training
 from lenet5.data import MNIST_FILES, MNISTData, Split, load_mnist, random_affine, to_float
+from lenet5.teacher import load_teacher
 from lenet5.training import (TrainConfig, Trainer, default_config, evaluate, is_finished, load_checkpoint, resolve_device,
                              training_dtype)
 
@@ -196,6 +197,30 @@ def test_a_distilled_network_learns_what_its_teacher_says(mnist, tmp_path):
         Trainer(TrainConfig(teacher=str(tmp_path / "lenet5")), data, CPU)
     with pytest.raises(ValueError, match="distils the modern LeNet-5"):
         TrainConfig(variant="lecun1998", label_smoothing=0.0, teacher=str(tmp_path))
+
+
+def test_a_student_learns_from_an_ensemble_of_teachers_of_any_width(mnist, tmp_path):
+    # Two narrow teachers, both taught that every digit is the next one, named together: the ensemble's
+    # logits are the mean of theirs, each rebuilt at the width its config.json records, and the student follows them.
+    data = small(mnist, train=6_400, val=1_000)
+    next_digit = MNISTData(Split(data.train.images, (data.train.labels + 1) % 10), data.val, data.test)
+    recipe = {"epochs": 2, "batch_size": 128, "ema_decay": 0, "augment": False}
+    folders = []
+    for seed, width in ((0, 8), (1, 12)):
+        teacher = Trainer(default_config("teacher", **recipe, width=width, seed=seed), next_digit, CPU).run(progress=False)
+        teacher.model.save_pretrained(tmp_path / f"teacher{seed}")
+        folders.append(str(tmp_path / f"teacher{seed}"))
+    ensemble = load_teacher(",".join(folders), CPU)
+    assert [member.net[0].out_channels for member in ensemble.members] == [8, 12]
+    x = to_float(data.val.images[:50]).contiguous(memory_format=torch.channels_last)
+    mean = (load_teacher(folders[0], CPU)(x) + load_teacher(folders[1], CPU)(x)) / 2
+    torch.testing.assert_close(ensemble(x), mean)
+    student = Trainer(default_config(**recipe, teacher=",".join(folders)), data, CPU).run(progress=False)
+    assert (evaluate(student.model, data.val).predictions == (data.val.labels + 1) % 10).float().mean() > 0.8
+    with pytest.raises(ValueError, match="names an empty folder"):
+        Trainer(TrainConfig(teacher=folders[0] + ",,"), data, CPU)
+    with pytest.raises(ValueError, match="width sets the teacher's size"):
+        TrainConfig(width=64)
 
 
 def test_device_choice():
