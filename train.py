@@ -22,11 +22,11 @@ from lenet5.hub import hub_username, publish, resolve_repo_id
 from lenet5.report import PICTURES, build_metrics, save_run
 from lenet5.training import (
     DEVICES,
-    FAST_RECIPE,
     TrainConfig,
     Trainer,
     default_config,
     evaluate,
+    fast_recipe,
     format_epoch,
     is_finished,
     load_checkpoint,
@@ -67,8 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.add_argument(flag(name), type=recipe_field.type, choices=about["choices"],
                            help=f"{about['help']} {recipe_default(name)}".replace("%", "%%"))
     p.add_argument("--fast", action="store_true",
-                   help="the quickest recipe to 99%%: 1 epoch of Muon on all 60,000 digits, no augmentation, no "
-                        "EMA, no validation (flags given with it still win)")
+                   help="the quickest recipe to 99%%: 1 epoch of Muon on all 60,000 digits (on CUDA 2 epochs of "
+                        "batch 1024), no augmentation, no EMA, no validation (flags given with it still win)")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="stop cleanly once this much training time is used up: the epoch in progress is cut short, "
                         "validated and saved like any other, and --resume can continue the run")
@@ -94,9 +94,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The variant's recipe with every flag the user gave put over it."""
-    overrides = dict(FAST_RECIPE) if args.fast else {}
+def config_from_args(args: argparse.Namespace, device: torch.device) -> TrainConfig:
+    """The variant's recipe (with --fast, the device's quickest one) with every flag the user gave put over it."""
+    overrides = dict(fast_recipe(device)) if args.fast else {}
     overrides.update({f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None})
     return default_config(**overrides)
 
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         state = load_checkpoint(checkpoint, device) if args.resume else None
         if state and is_finished(state) and all((args.out / name).is_file() for name in ("model.safetensors", *RUN_FILES)):
             raise ValueError(f"nothing to resume: the run in {args.out} is finished and saved there")
-        config = TrainConfig(**state["config"]) if state else config_from_args(args)
+        config = TrainConfig(**state["config"]) if state else config_from_args(args, device)
         data = load_mnist(args.data_dir, config.val_size, device)
         if config.pieces and not (state and state.get("pieces")):
             print(f"writing {config.pieces:,} numbers with the training digits and cutting them into pieces", flush=True)

@@ -17,6 +17,8 @@ from lenet5.training import evaluate
 
 from conftest import REPO
 
+CPU = torch.device("cpu")
+
 ARTIFACTS = {"model.safetensors", "config.json", "README.md", "metrics.json", "checkpoint.pt",
              "training_curves.png", "confusion_matrix.png", "misclassified.png"}
 
@@ -145,7 +147,7 @@ def test_every_recipe_field_is_a_flag_with_its_help():
     for recipe_field in dataclasses.fields(TrainConfig):
         name = ("--no-" if recipe_field.type is bool else "--") + recipe_field.name.replace("_", "-")
         assert name in help_text and " ".join(recipe_field.metadata["help"].split()[:4]) in help_text
-    config = train.config_from_args(train.parse_args(["--variant", "lecun1998", "--epochs", "3", "--no-augment"]))
+    config = train.config_from_args(train.parse_args(["--variant", "lecun1998", "--epochs", "3", "--no-augment"]), CPU)
     assert train.reproduce_command(config) == "python train.py --variant lecun1998 --epochs 3 --no-augment"
 
 
@@ -163,14 +165,20 @@ def test_user_mistakes_get_one_line_errors(tmp_path):
 def test_each_variant_trains_with_its_own_recipe_and_flags_win():
     import train
 
-    paper = train.config_from_args(train.parse_args(["--variant", "lecun1998"]))
+    paper = train.config_from_args(train.parse_args(["--variant", "lecun1998"]), CPU)
     assert (paper.optimizer, paper.lr, paper.label_smoothing, paper.epochs, paper.pieces) == ("adam", 3e-3, 0.0, 30, 8000)
-    fast = train.config_from_args(train.parse_args(["--fast", "--epochs", "3"]))
+    fast = train.config_from_args(train.parse_args(["--fast", "--epochs", "3"]), CPU)
     assert (fast.epochs, fast.optimizer, fast.val_size, fast.augment, fast.ema_decay, fast.pieces) == (3, "muon", 0, False, 0.0, 0)
-    taught = train.config_from_args(train.parse_args(["--teacher", "runs/teacher"]))
+    assert fast.batch_size == 256
+    # a GPU's step costs the same at any batch: its quickest recipe takes fewer, larger steps (no GPU needed to choose it)
+    on_gpu = train.config_from_args(train.parse_args(["--fast"]), torch.device("cuda"))
+    assert (on_gpu.epochs, on_gpu.batch_size, on_gpu.lr, on_gpu.optimizer, on_gpu.val_size) == (2, 1024, 3e-2, "muon", 0)
+    taught = train.config_from_args(train.parse_args(["--teacher", "runs/teacher"]), CPU)
     assert (taught.optimizer, taught.lr, taught.pieces) == ("adam", 5e-3, 0)
     assert train.reproduce_command(taught) == "python train.py --teacher runs/teacher"
-    tuned = train.config_from_args(train.parse_args(["--schedule", "plateau", "--patience", "4", "--optimizer", "adam"]))
+    wide = train.config_from_args(train.parse_args(["--variant", "teacher", "--width", "64"]), CPU)
+    assert (wide.width, train.reproduce_command(wide)) == (64, "python train.py --variant teacher --width 64")
+    tuned = train.config_from_args(train.parse_args(["--schedule", "plateau", "--patience", "4", "--optimizer", "adam"]), CPU)
     assert (tuned.schedule, tuned.patience, tuned.optimizer, tuned.lr) == ("plateau", 4, "adam", 0.1)
 
 
