@@ -115,10 +115,10 @@ RECIPES = {
 FAST_RECIPE = {"epochs": 1, "optimizer": "muon", "lr": 1.5e-2, "label_smoothing": 0.2, "val_size": 0, "augment": False,
                "ema_decay": 0.0, "pieces": 0}
 
-# On a GPU a LeNet-5 step costs the same few milliseconds of kernel launches at any batch up to a
-# thousand digits and more, so fewer, larger steps are faster: 2 epochs at batch 1024 took 0.57-0.64 s on
-# an H200 (99.07-99.23% on 5 seeds), where the CPU recipe's 234 steps took 1.0-1.15 s; one epoch at batch
-# 512 was as quick but left three of five seeds below 99.0% (bench/RESULTS.md).
+# On a GPU a LeNet-5 step is the same 5 ms or so of kernel launches at batch 256 or 1024 (H200), so fewer,
+# larger steps are faster: 2 epochs at batch 1024 took 0.57-0.64 s (99.07-99.23% on 5 seeds), where the
+# CPU recipe's 234 steps took 1.0-1.15 s; one epoch at batch 512 was as quick but left three of five
+# seeds below 99.0% (bench/RESULTS.md).
 FAST_RECIPE_CUDA = {**FAST_RECIPE, "epochs": 2, "batch_size": 1024, "lr": 3e-2}
 
 
