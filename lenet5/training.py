@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from .data import MNISTData, Split, ordered_batches, random_affine, random_stroke_width, shuffled_batches, to_float
 from .model import RUBBISH, VARIANTS, LeNet5
-from .teacher import TEACHER_WIDTH, WideTeacher, distillation_loss, load_teacher
+from .teacher import MAX_TEACHER_WIDTH, TEACHER_WIDTH, WideTeacher, distillation_loss, load_teacher
 from .writing import number_pieces
 
 
@@ -62,7 +62,7 @@ class TrainConfig:
                           "commas (their logits averaged): learn from its softened outputs as well as from the labels "
                           "(knowledge distillation; modern only)")
     width: int = option(TEACHER_WIDTH, "maps of the teacher's first two convolutions, twice and four times as many deeper "
-                        "(variant teacher only)")
+                        f"(variant teacher only; at most {MAX_TEACHER_WIDTH})")
 
     def __post_init__(self) -> None:
         if self.variant not in NETWORKS:
@@ -88,8 +88,8 @@ class TrainConfig:
             raise ValueError("pieces of numbers teach a LeNet-5 on its own labels: not with a teacher, nor to one")
         if self.variant == "lecun1998" and self.label_smoothing:
             raise ValueError("label_smoothing does not apply to lecun1998, which trains with the paper's MAP criterion")
-        if self.width < 1:
-            raise ValueError(f"width must be at least 1, got {self.width}")
+        if not 1 <= self.width <= MAX_TEACHER_WIDTH:
+            raise ValueError(f"width must be at least 1 and at most {MAX_TEACHER_WIDTH}, got {self.width}")
         if self.width != TEACHER_WIDTH and self.variant != "teacher":
             raise ValueError(f"width sets the teacher's size; {self.variant} has a fixed architecture")
         if self.teacher and self.variant != "modern":

@@ -223,6 +223,16 @@ def test_a_student_learns_from_an_ensemble_of_teachers_of_any_width(mnist, tmp_p
         TrainConfig(width=64)
 
 
+def test_a_teacher_too_wide_to_build_is_refused_before_any_memory_is_asked_for(tmp_path):
+    # width 100000 asked torch for 360 GB and ended in a traceback; a folder can claim such a width too
+    with pytest.raises(ValueError, match="width must be at least 1 and at most 256"):
+        TrainConfig(variant="teacher", width=100_000)
+    (tmp_path / "config.json").write_text('{"width": 100000, "num_classes": 10}')
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match="cannot read the teacher in .*at most 256"):
+        load_teacher(str(tmp_path), CPU)
+
+
 def test_device_choice():
     assert resolve_device("cpu") == CPU
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
