@@ -77,8 +77,7 @@ def run_tutorial(data_dir: Path, device: torch.device, max_epochs: int, stop_at_
     test_loader = torch.utils.data.DataLoader(test, batch_size=1000, **cuda_kwargs)
     warm_up_tutorial(device)
     torch.manual_seed(0)
-    model = nn.Sequential(Unnormalize(), LeNet5()).to(device)
-    optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0)
+    model, optimizer = tutorial_model(device)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
 
     def test_accuracy() -> float:
@@ -96,9 +95,7 @@ def run_tutorial(data_dir: Path, device: torch.device, max_epochs: int, stop_at_
         model.train()
         for x, y in train_loader:
             x, y = x.to(device), y.to(device)
-            optimizer.zero_grad()
-            F.cross_entropy(model(x), y).backward()
-            optimizer.step()
+            tutorial_step(model, optimizer, x, y)
         sync(device)
         epochs.append({"seconds": time.perf_counter() - start, "test_acc": test_accuracy()})
         scheduler.step()
@@ -109,14 +106,22 @@ def run_tutorial(data_dir: Path, device: torch.device, max_epochs: int, stop_at_
 
 def warm_up_tutorial(device: torch.device, steps: int = WARM_UP_STEPS) -> None:
     """A few untimed steps of the tutorial's loop on random digits, before its seed is set."""
-    model = nn.Sequential(Unnormalize(), LeNet5()).to(device)
-    optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0)
+    model, optimizer = tutorial_model(device)
     x, y = torch.randn(64, 1, 28, 28, device=device), torch.randint(0, 10, (64,), device=device)
     for _ in range(steps):
-        optimizer.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        optimizer.step()
+        tutorial_step(model, optimizer, x, y)
     sync(device)
+
+
+def tutorial_model(device: torch.device) -> tuple[nn.Module, torch.optim.Optimizer]:
+    model = nn.Sequential(Unnormalize(), LeNet5()).to(device)
+    return model, torch.optim.Adadelta(model.parameters(), lr=1.0)
+
+
+def tutorial_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
+    optimizer.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    optimizer.step()
 
 
 def run_ours(data_dir: Path, device: torch.device, epochs: int | None, seed: int) -> dict:
