@@ -98,6 +98,8 @@ def load_one_teacher(path: str, device: torch.device) -> WideTeacher:
     made_by = "the --out folder of `python train.py --variant teacher`"
     if not Path(path).is_dir():
         raise ValueError(f"the teacher {path!r} is not a folder: give {made_by}")
+    if not (Path(path) / "config.json").is_file():  # which records the width; the mixin would log and guess
+        raise ValueError(f"the teacher {path!r} has no config.json: give {made_by}")
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints a line for every local folder it loads
             teacher = WideTeacher.from_pretrained(path, strict=True)

@@ -233,6 +233,14 @@ def test_a_teacher_too_wide_to_build_is_refused_before_any_memory_is_asked_for(t
         load_teacher(str(tmp_path), CPU)
 
 
+def test_a_folder_without_config_json_is_no_teacher_and_says_so_in_one_line(tmp_path, capfd):
+    # huggingface_hub logged "config.json not found in ..." above the error for any such folder (/etc, say)
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"the teacher .* has no config\.json"):
+        load_teacher(str(tmp_path), CPU)
+    assert capfd.readouterr().err == ""
+
+
 def test_device_choice():
     assert resolve_device("cpu") == CPU
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
