@@ -56,7 +56,7 @@ def describe_recipe(c: TrainConfig) -> str:
         f"batch {c.batch_size}",
         loss,
         f"EMA of weights (decay {c.ema_decay:g})" if c.ema_decay else "no weight averaging",
-        "random shift/rotation/scale/stroke-width augmentation" if c.augment else "no augmentation",
+        f"random shift/rotation/scale{'/stroke-width' * c.stroke_width} augmentation" if c.augment else "no augmentation",
         (f"the candidate digits of {c.pieces:,} numbers written with the training digits and cut as read_number "
          "cuts them, wrong cuts taught as no digit") if c.pieces else "",
         f"early stopping after {c.patience} epochs without progress" if c.patience else "",

@@ -149,6 +149,8 @@ def test_every_recipe_field_is_a_flag_with_its_help():
         assert name in help_text and " ".join(recipe_field.metadata["help"].split()[:4]) in help_text
     config = train.config_from_args(train.parse_args(["--variant", "lecun1998", "--epochs", "3", "--no-augment"]), CPU)
     assert train.reproduce_command(config) == "python train.py --variant lecun1998 --epochs 3 --no-augment"
+    config = train.config_from_args(train.parse_args(["--pieces", "0", "--no-stroke-width"]), CPU)
+    assert not config.stroke_width and train.reproduce_command(config) == "python train.py --no-stroke-width --pieces 0"
 
 
 def test_user_mistakes_get_one_line_errors(tmp_path):

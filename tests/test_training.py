@@ -6,6 +6,7 @@ import torch
 
 from lenet5 import training
 from lenet5.data import MNIST_FILES, MNISTData, Split, load_mnist, random_affine, to_float
+from lenet5.report import describe_recipe
 from lenet5.teacher import load_teacher
 from lenet5.training import (TrainConfig, Trainer, default_config, evaluate, is_finished, load_checkpoint, resolve_device,
                              training_dtype)
@@ -268,6 +269,21 @@ def test_augmentation_moves_digits_only_a_little_and_never_mirrors(mnist):
     closer_to_mirror = torch.nn.functional.cosine_similarity(rotated.flatten(1), x.flip(-1).flatten(1))
     assert (closer_to_original > closer_to_mirror).float().mean() > 0.95
     assert not math.isnan(rotated.sum().item())
+
+
+def test_stroke_width_can_be_left_out_of_the_augmentation(mnist):
+    # --no-stroke-width: digits are still shifted, rotated and scaled, with the same draws; their strokes stay
+    data = small(mnist, train=256, val=64)
+    x = to_float(data.train.images[:128])
+    affine_only = random_affine(x, torch.Generator().manual_seed(7))
+    torch.testing.assert_close(Trainer(TrainConfig(stroke_width=False, seed=7), data, CPU).augmented(x), affine_only)
+    restroked = Trainer(TrainConfig(seed=7), data, CPU).augmented(x)
+    ink = lambda batch: batch.sum(dim=(1, 2, 3))  # noqa: E731
+    assert ((ink(restroked) / ink(affine_only) - 1).abs() > 0.1).float().mean() > 0.5
+    assert "scale augmentation" in describe_recipe(TrainConfig(stroke_width=False))
+    assert "scale/stroke-width augmentation" in describe_recipe(TrainConfig())
+    with pytest.raises(ValueError, match="needs augment on"):
+        TrainConfig(augment=False, stroke_width=False)
 
 
 def test_validation_split_is_fixed_and_disjoint(data_dir):
