@@ -49,8 +49,9 @@ class TrainConfig:
     label_smoothing: float = option(0.1, "label smoothing of the cross-entropy")
     ema_decay: float = option(0.999, "decay of the weights' moving average; 0 turns it off")
     augment: bool = option(True, "random shift, rotation, scale and stroke width of every training batch")
-    stroke_width: bool = option(True, "thicker and thinner strokes among those changes, as pens and drawing sizes "
-                                "vary them; without, an epoch takes about a fifth less time and thick pens read worse")
+    stroke_width: bool = option(True, "thicker and thinner strokes among those changes, as pens and drawing "
+                                "sizes vary them; without, an epoch takes nearly a quarter less time and thick "
+                                "pens read worse")
     val_size: int = option(5000, "training images held out for validation (a fixed split); 0 trains on all 60,000")
     seed: int = option(0, "random seed")
     schedule: str = option("onecycle", "onecycle: warm up, then anneal; plateau: halve the rate when validation "
