@@ -8,6 +8,7 @@
 """
 
 import argparse
+import os
 import shlex
 import shutil
 import sys
@@ -118,7 +119,7 @@ def reproduce_command(config: TrainConfig) -> str:
 
 def prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
     """Check, before any training, that the run can be written to `out` and will not mix with another run."""
-    saved = [name for name in ("checkpoint.pt", "model.safetensors") if (out / name).exists()]
+    saved = [name for name in ("checkpoint.pt", "model.safetensors") if os.path.exists(out / name)]
     if saved and not resume and not overwrite:
         raise ValueError(f"{out} already holds a run ({', '.join(saved)}): --resume continues it, --overwrite "
                          "starts over, or choose another --out")
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         prepare_out(args.out, args.resume, args.overwrite)
         device = resolve_device(args.device)
         state = load_checkpoint(checkpoint, device) if args.resume else None
-        if state and is_finished(state) and all((args.out / name).is_file() for name in ("model.safetensors", *RUN_FILES)):
+        if state and is_finished(state) and all(os.path.isfile(args.out / name) for name in ("model.safetensors", *RUN_FILES)):
             raise ValueError(f"nothing to resume: the run in {args.out} is finished and saved there")
         config = TrainConfig(**state["config"]) if state else config_from_args(args, device)
         data = load_mnist(args.data_dir, config.val_size, device)

@@ -58,7 +58,7 @@ def read_mnist(data_dir: str | Path | None = None, train: bool = True, download:
         dataset = MNIST(root=root, train=train, download=download)
     except (RuntimeError, AssertionError, OSError, ValueError) as error:
         remove_empty(made)  # torchvision makes MNIST/raw/ before downloading: a mistyped folder must not stay
-        missing = [name for name in MNIST_FILES if not (raw / name).is_file()]
+        missing = [name for name in MNIST_FILES if not os.path.isfile(raw / name)]
         if missing:
             reason = " ".join(str(error).split()[:20])
             raise ValueError(f"MNIST is not in {raw} (missing {', '.join(missing)}) and could not be downloaded "
@@ -74,7 +74,9 @@ def read_mnist(data_dir: str | Path | None = None, train: bool = True, download:
 
 def new_folders(path: Path) -> list[Path]:
     """The folders of `path` that do not exist yet, deepest first: what making it would create."""
-    return [folder for folder in (path, *path.parents) if not folder.exists()]
+    # os.path's checks answer False for a name the system cannot even look up (too long, say), where
+    # Path's raise OSError: a user's mistyped folder must end in our one-line error, not a traceback.
+    return [folder for folder in (path, *path.parents) if not os.path.exists(folder)]
 
 
 def remove_empty(folders: list[Path]) -> None:

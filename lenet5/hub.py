@@ -6,6 +6,7 @@ and pictures in one commit, so the Hub never shows a card whose figures or pictu
 """
 
 import json
+import os
 from pathlib import Path
 
 import httpx2  # huggingface_hub's HTTP client: its errors are what an unreachable Hub raises
@@ -58,7 +59,7 @@ def publish(out_dir: Path, repo_id: str | None = None, private: bool = False, to
 
     Returns the repo's URL. Raises HubError (a ValueError) with the reason when anything is missing or refused.
     """
-    missing = [name for name in ("model.safetensors", "config.json") if not (out_dir / name).is_file()]
+    missing = [name for name in ("model.safetensors", "config.json") if not os.path.isfile(out_dir / name)]
     if missing:
         raise HubError(f"{out_dir} has no {' or '.join(missing)}: train first (python train.py --out {out_dir})")
     model = LeNet5.from_pretrained(out_dir)  # a folder that would not load back must not be published

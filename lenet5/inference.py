@@ -1,5 +1,6 @@
 """Load a trained LeNet-5 (bundled, local folder or Hub) and read digits with it."""
 
+import os
 import threading
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -53,7 +54,7 @@ def load_model(source: str | Path | None = None, device: str | torch.device = "c
         if str(source) not in bundled_variants():
             raise ValueError(f"no bundled weights for variant {source!r}; bundled: {', '.join(bundled_variants())}")
         source = BUNDLED_DIR / str(source)
-    if not Path(source).is_dir() and not constants.HF_HUB_OFFLINE:  # offline, the local cache answers
+    if not os.path.isdir(source) and not constants.HF_HUB_OFFLINE:  # offline, the local cache answers
         check_hub_repo(str(source), revision)
     try:
         return LeNet5.from_pretrained(str(source), revision=revision, map_location=str(device)).to(device).eval()

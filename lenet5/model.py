@@ -7,6 +7,7 @@ mean and std.
 """
 
 import json
+import os
 from pathlib import Path
 from typing import Final
 
@@ -274,9 +275,9 @@ class LeNet5(
             model = cls(**model_kwargs)
         except (TypeError, ValueError) as error:
             raise ValueError(f"config.json of {model_id} does not describe a LeNet5: {error}") from None
-        if Path(model_id).is_dir():
+        if os.path.isdir(model_id):
             weights = Path(model_id) / WEIGHTS_FILE
-            if not weights.is_file():
+            if not os.path.isfile(weights):
                 raise ValueError(f"{model_id} holds no {WEIGHTS_FILE}: is it a folder written by save_pretrained?")
         else:
             try:

@@ -7,7 +7,7 @@ arithmetic, and is trained with the same loop: `python train.py --variant teache
 
 import contextlib
 import io
-from pathlib import Path
+import os
 from typing import Final
 
 import torch
@@ -96,9 +96,9 @@ def load_teacher(folders: str, device: torch.device) -> WideTeacher | TeacherEns
 
 def load_one_teacher(path: str, device: torch.device) -> WideTeacher:
     made_by = "the --out folder of `python train.py --variant teacher`"
-    if not Path(path).is_dir():
+    if not os.path.isdir(path):  # os.path: False for a name too long to look up, where Path raises
         raise ValueError(f"the teacher {path!r} is not a folder: give {made_by}")
-    if not (Path(path) / "config.json").is_file():  # which records the width; the mixin would log and guess
+    if not os.path.isfile(os.path.join(path, "config.json")):  # which records the width; the mixin would log and guess
         raise ValueError(f"the teacher {path!r} has no config.json: give {made_by}")
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints a line for every local folder it loads

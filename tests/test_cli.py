@@ -153,6 +153,16 @@ def test_every_recipe_field_is_a_flag_with_its_help():
     assert not config.stroke_width and train.reproduce_command(config) == "python train.py --no-stroke-width --pieces 0"
 
 
+def test_a_folder_name_too_long_to_look_up_gets_a_one_line_error(tmp_path, data_dir):
+    # pathlib's exists() and is_dir() raise OSError on such a name (os.path's answer False): it was a traceback
+    too_long = str(tmp_path / ("a" * 5000))
+    for args in (["--out", too_long], ["--data-dir", too_long, "--out", str(tmp_path / "run")],
+                 ["--teacher", too_long, "--data-dir", str(data_dir), "--out", str(tmp_path / "run")]):
+        result = run("train.py", "--epochs", "1", *args)
+        assert result.returncode == 2 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr, args
+    assert not (tmp_path / "run").exists()  # and no empty --out is left behind
+
+
 def test_user_mistakes_get_one_line_errors(tmp_path):
     missing = run("train.py", "--resume", "--out", str(tmp_path))
     assert missing.returncode == 2

@@ -71,6 +71,8 @@ def test_load_model_errors_are_specific(tmp_path):
         load_model("modern2")  # a typo must not turn into a download attempt
     with pytest.raises(ValueError, match="neither a bundled variant, a folder, nor a Hub repo id"):
         load_model("not a/valid repo id")
+    with pytest.raises(ValueError, match="is neither a bundled variant .* a folder, nor a Hub repo id"):
+        load_model("a" * 5000)  # too long for any file system to look up: pathlib raised OSError on it
 
 
 def test_public_api(bundled):

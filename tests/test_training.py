@@ -240,6 +240,8 @@ def test_a_folder_without_config_json_is_no_teacher_and_says_so_in_one_line(tmp_
     with pytest.raises(ValueError, match=r"the teacher .* has no config\.json"):
         load_teacher(str(tmp_path), CPU)
     assert capfd.readouterr().err == ""
+    with pytest.raises(ValueError, match="is not a folder"):
+        load_teacher("a" * 5000, CPU)  # too long for any file system to look up: pathlib raised OSError on it
 
 
 def test_device_choice():
