@@ -27,6 +27,11 @@ TEACHER_WIDTH = 32  # the default width: 288,170 parameters, 29.1 M multiply-add
 MAX_TEACHER_WIDTH = 256  # 18 M parameters; a width typed or stored far beyond this asks for hundreds of GB
 
 
+def check_width(width: int) -> None:
+    if not 1 <= width <= MAX_TEACHER_WIDTH:
+        raise ValueError(f"width must be at least 1 and at most {MAX_TEACHER_WIDTH}, got {width}")
+
+
 def conv_bn_relu(in_chans: int, out_chans: int) -> list[nn.Module]:
     return [nn.Conv2d(in_chans, out_chans, 3, padding=1, bias=False), nn.BatchNorm2d(out_chans), nn.ReLU(inplace=True)]
 
@@ -41,8 +46,7 @@ class WideTeacher(nn.Module, PyTorchModelHubMixin, library_name="lenet5", tags=[
 
     def __init__(self, width: int = TEACHER_WIDTH, num_classes: int = 10):
         super().__init__()
-        if not 1 <= width <= MAX_TEACHER_WIDTH:  # checked before the layers allocate their weights
-            raise ValueError(f"width must be at least 1 and at most {MAX_TEACHER_WIDTH}, got {width}")
+        check_width(width)  # before the layers allocate their weights
         self.net = nn.Sequential(
             *conv_bn_relu(1, width), *conv_bn_relu(width, width), nn.MaxPool2d(2),
             *conv_bn_relu(width, 2 * width), *conv_bn_relu(2 * width, 2 * width), nn.MaxPool2d(2),
