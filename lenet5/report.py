@@ -50,13 +50,15 @@ def describe_recipe(c: TrainConfig) -> str:
                 else f"learning rate {c.lr:g}, halved when validation accuracy stalls")
     loss = ("the paper's MAP criterion (eq. 9)" if c.variant == "lecun1998"
             else f"cross-entropy with label smoothing {c.label_smoothing:g}" if c.label_smoothing else "cross-entropy")
+    augmentation = ("no augmentation" if not c.augment
+                    else f"random shift/rotation/scale{'/stroke-width' if c.stroke_width else ''} augmentation")
     parts = [
         f"{optimizer}, weight decay {c.weight_decay:g}",
         schedule,
         f"batch {c.batch_size}",
         loss,
         f"EMA of weights (decay {c.ema_decay:g})" if c.ema_decay else "no weight averaging",
-        f"random shift/rotation/scale{'/stroke-width' * c.stroke_width} augmentation" if c.augment else "no augmentation",
+        augmentation,
         (f"the candidate digits of {c.pieces:,} numbers written with the training digits and cut as read_number "
          "cuts them, wrong cuts taught as no digit") if c.pieces else "",
         f"early stopping after {c.patience} epochs without progress" if c.patience else "",
