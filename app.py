@@ -6,8 +6,6 @@
 """
 
 import argparse
-import base64
-import io
 import os
 import sys
 from functools import partial
@@ -15,33 +13,17 @@ from functools import partial
 import gradio as gr
 import numpy as np
 from gradio.exceptions import InvalidPathError
-from PIL import Image, ImageDraw, ImageFont
 from pydantic import ValidationError
 
 from examples.digits import example_paths
 from lenet5 import LeNet5, NumberReading, load_model, read_number
-from lenet5.inference import Reading, bundled_variants, read_digits
-from lenet5.preprocessing import source_size, to_picture
-from lenet5.visualize import feature_grid, input_picture
+from lenet5.gradio_io import CSS, PICK_BRUSH, Canvas, ReaderBlocks, Refused
+from lenet5.hub import bundled_variants
+from lenet5.inference import Reading, read_digits
+from lenet5.visualize import boxed_number, digit_row, feature_grid, input_picture, png_data_uri
 
 MAX_BATCH = 32  # simultaneous requests are read in one forward pass
 UNSURE_BELOW = 0.6  # a top probability under this is shown as a guess, not an answer
-# Gradio's Sketchpad opens, and reopens after every way of clearing it, with no tool picked: a first drag
-# only selects the text "select the draw tool to start". This picks the brush whenever a pad has none, so
-# drawing starts on the first drag; a tool the visitor picked (the eraser) is left alone.
-PICK_BRUSH = """() => {
-  const pick = () => {
-    for (const pad of document.querySelectorAll(".drawing-pad")) {
-      const brush = pad.querySelector('button[aria-label="Brush"]');
-      if (brush && !pad.querySelector(".toolbar-wrap button.highlight")) brush.click();
-    }
-  };
-  new MutationObserver(pick).observe(document.body, {subtree: true, childList: true, attributes: true,
-                                                      attributeFilter: ["class"]});
-  pick();
-}"""
-# A phone draws with a finger: the canvas takes the touch instead of scrolling the page under it.
-CSS = ".drawing-pad canvas { touch-action: none; }"
 # A photo of a digit needs no more than 10 MB; bigger uploads are refused by Gradio before they are stored.
 LAUNCH_OPTIONS = {"max_file_size": "10mb", "js": PICK_BRUSH, "css": CSS}
 START = "Draw a digit."
@@ -54,10 +36,7 @@ as MNIST's digits were made) and what its two convolutional layers compute from 
 compare today's LeNet-5 with the paper's original on the same digit. The **Number** tab reads a whole
 number, a year or a phone number, digit by digit, the way the paper reads strings of digits."""
 
-BUNDLED_NAMES = {
-    "modern": "Modern LeNet-5 (ReLU, max-pool)",
-    "lecun1998": "LeCun et al. 1998 (tanh, RBF outputs)",
-}
+BUNDLED_NAMES = {"modern": "Modern LeNet-5 (ReLU, max-pool)", "lecun1998": "LeCun et al. 1998 (tanh, RBF outputs)"}
 
 # The sentences people read for each reason a Reading gives (lenet5.inference.REASONS), and for requests
 # refused before they reach the reader.
@@ -74,37 +53,7 @@ NUMBER_SENTENCES = {
     "not_a_digit": "No digits there: {detail}. Write a number.",
 }
 NUMBER_PREVIEW = 560  # pixels across for the picture with the boxes drawn over it
-LABEL_FONT = ImageFont.load_default(size=16)
 SERVER_PATH = "Pictures must be sent with the request; this demo does not read files named by a path."
-
-
-class Refused:
-    """A request Gradio could not turn into a picture (see `ReaderBlocks`), with the reason to show."""
-
-    def __init__(self, detail: str):
-        self.detail = detail
-
-
-class ReaderBlocks(gr.Blocks):
-    """gr.Blocks whose reading events answer a malformed request with a sentence, alone.
-
-    Gradio checks and converts each request's inputs (`preprocess_data`) before the event's function runs.
-    When that fails, Gradio answers with a bare "Error" and, for batched events, fails every request
-    batched with the bad one. Here a failing request becomes a `Refused` value that the reader answers in
-    words, and the requests batched with it are read as usual. Gradio's own checks stay in force: a
-    FileData that names a server path instead of an upload is refused by Gradio (InvalidPathError, raised
-    before the file is looked at, so existing and missing files get the same answer) and nothing is copied.
-    """
-
-    reading_inputs: frozenset[int] = frozenset()  # ids of the input components whose events are guarded
-
-    async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
-        try:
-            return await super().preprocess_data(block_fn, inputs, state, explicit_call)
-        except Exception as error:
-            if not any(block._id in self.reading_inputs for block in block_fn.inputs):
-                raise
-            return [Refused(refusal(error))] * len(block_fn.inputs)
 
 
 def refusal(error: Exception) -> str:
@@ -121,23 +70,6 @@ def refusal(error: Exception) -> str:
     return f"That request is not a picture this demo can read ({type(error).__name__})."
 
 
-class Canvas(gr.Sketchpad):
-    """A Sketchpad that hands over its pictures undecoded: file paths (API requests) or bytes (the browser).
-
-    Gradio's ImageEditor decodes and converts every layer in full before the event's function runs, so a
-    small PNG of 13000x13000 pixels cost 7 GB and half a minute there. lenet5's reader opens the composite
-    itself, checks its size from the header first, and never looks at the layers.
-    """
-
-    def get_block_name(self) -> str:
-        return "imageeditor"  # the page draws it with the ImageEditor's own front end, as it does a Sketchpad
-
-    def convert_and_format_image(self, file, flatten_on_white: bool = False):
-        if file is None:
-            return None
-        return bytes(file) if isinstance(file, (bytes, bytearray, memoryview)) else file.path
-
-
 def describe(ranked: list[tuple[str, float]]) -> str:
     """The verdict in words: the first and second guess, or a guess when the network is unsure."""
     (first, p1), (second, p2) = ranked[:2]
@@ -145,12 +77,6 @@ def describe(ranked: list[tuple[str, float]]) -> str:
         return f"Not sure: maybe **{first}** ({p1:.0%}), or **{second}** ({p2:.0%})."
     article = "an" if first == "8" else "a"
     return f"It is {article} **{first}** ({p1:.0%}). Second guess: {second} ({p2:.0%})."
-
-
-def png_data_uri(pixels: np.ndarray) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def figure(pixels: np.ndarray, caption: str, width: int) -> str:
@@ -210,7 +136,7 @@ def request_refusal(image, network, models: dict[str, LeNet5]) -> str | None:
     """Why a request cannot be read at all (Gradio refused its picture, or it names no network here), or None."""
     refused = next((value for value in (image, network) if isinstance(value, Refused)), None)
     if refused:
-        return refused.detail
+        return refusal(refused.error)
     if not isinstance(network, str) or network not in models:
         return f"There is no network called {network!r} here; choose one of {', '.join(models)}."
     return None
@@ -242,33 +168,15 @@ def read_visible(tab, drawing, upload, network, models: dict[str, LeNet5]) -> tu
 
 
 def number_pictures(image, reading: NumberReading) -> str:
-    """The picture with each digit's box and top guess drawn over it, and the 28x28 inputs in a row."""
+    """The picture with each digit's box and top guesses drawn over it, and the 28x28 inputs in a row."""
     if not reading.digits and not reading.left_out:
         return ""
-    picture, _ = to_picture(image)
-    width, height = source_size(image)
-    scale = min(NUMBER_PREVIEW / picture.width, 1.0)
-    preview = picture.convert("RGB").resize((max(1, round(picture.width * scale)), max(1, round(picture.height * scale))))
-    to_preview = (preview.width / width, preview.height / height)
-    draw = ImageDraw.Draw(preview)
-    for (x0, y0, x1, y1), _ in reading.left_out:
-        draw.rectangle(scaled((x0, y0, x1, y1), to_preview), outline="#999999", width=2)
-    for digit in reading.digits:
-        box = scaled(digit.box, to_preview)
-        draw.rectangle(box, outline="#d9480f", width=3)
-        guesses = sorted(digit.probs.items(), key=lambda item: -item[1])[:2]
-        draw.text((box[0], max(0, box[1] - 19)), " ".join(f"{d}:{p:.0%}" for d, p in guesses), fill="#1864ab",
-                  font=LABEL_FONT)
-    parts = [figure(np.asarray(preview), "Each digit found, with the network's top two guesses", preview.width)]
-    row = np.concatenate([np.pad(input_picture(d.input), ((0, 0), (0, 2)), constant_values=255)
-                          for d in reading.digits], axis=1) if reading.digits else None
-    if row is not None:
+    preview = boxed_number(image, reading, NUMBER_PREVIEW)
+    parts = [figure(preview, "Each digit found, with the network's top two guesses", preview.shape[1])]
+    if reading.digits:
+        row = digit_row(reading)
         parts.append(figure(row, "What the network reads, digit by digit (28x28 each)", 3 * row.shape[1]))
     return "".join(parts)
-
-
-def scaled(box: tuple[int, int, int, int], scale: tuple[float, float]) -> tuple[int, int, int, int]:
-    return (round(box[0] * scale[0]), round(box[1] * scale[1]), round(box[2] * scale[0]), round(box[3] * scale[1]))
 
 
 def show_number(image, reading: NumberReading | None) -> tuple:

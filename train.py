@@ -13,26 +13,16 @@ import shlex
 import shutil
 import sys
 import tempfile
-from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
 
+from lenet5.checkpoint import is_finished, load_checkpoint
 from lenet5.data import load_mnist, new_folders, remove_empty
-from lenet5.hub import hub_username, publish, resolve_repo_id
-from lenet5.report import PICTURES, build_metrics, save_run
-from lenet5.training import (
-    DEVICES,
-    TrainConfig,
-    Trainer,
-    default_config,
-    evaluate,
-    fast_recipe,
-    format_epoch,
-    is_finished,
-    load_checkpoint,
-    resolve_device,
-)
+from lenet5.hub import PICTURES, hub_username, publish, resolve_repo_id
+from lenet5.recipes import DEVICES, FLAG_FIELDS, PRESETS, TrainConfig, command, flag, from_saved, recipe, resolve_device
+from lenet5.report import build_metrics, save_run
+from lenet5.training import Trainer, evaluate, format_epoch
 from lenet5.writing import number_pieces
 
 # A run writes about 2 MB, and its checkpoint also keeps the pieces of numbers cut for it (61 MB for the
@@ -40,36 +30,35 @@ from lenet5.writing import number_pieces
 MIN_FREE_BYTES = 200 * 2**20
 RUN_FILES = ("config.json", "README.md", "metrics.json", *PICTURES)  # what save_run writes beside the weights
 
-MODERN, LECUN = default_config("modern"), default_config("lecun1998")
 
-
-def recipe_default(name: str) -> str:
-    """The help text's default: the same for both variants, or each variant's own."""
+def preset_default(name: str) -> str:
+    """The help text's default: each preset's value for the field, the same ones once."""
     if name == "variant":
-        return f"(default: {MODERN.variant})"
-    modern, lecun = (f"{v:g}" if isinstance(v, float) else str(v) for v in (getattr(MODERN, name), getattr(LECUN, name)))
-    return f"(default: {modern})" if modern == lecun else f"(default: {modern}; lecun1998: {lecun})"
-
-
-def flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+        return "(default: modern)"
+    values = {}
+    for preset, config in PRESETS.items():
+        value = getattr(config, name)
+        values.setdefault(f"{value:g}" if isinstance(value, float) else str(value), []).append(preset)
+    if len(values) == 1:
+        return f"(default: {next(iter(values))})"
+    return "(default: " + "; ".join(f"{'/'.join(presets)}: {value}" for value, presets in values.items()) + ")"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # allow_abbrev=False: `--pu` must not quietly mean --push
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 allow_abbrev=False)
-    for recipe_field in fields(TrainConfig):  # the recipe's flags, help and defaults come from TrainConfig
+    for recipe_field in FLAG_FIELDS:  # the recipe's flags, help and defaults come from TrainConfig and PRESETS
         name, about = recipe_field.name, recipe_field.metadata
+        helped = f"{about['help']} {preset_default(name)}".replace("%", "%%")
         if recipe_field.type is bool:
-            p.add_argument(flag("no_" + name), dest=name, action="store_false", default=None,
-                           help=f"turn off: {about['help']}")
+            p.add_argument(flag(name), action=argparse.BooleanOptionalAction, default=None, help=helped)
         else:
-            p.add_argument(flag(name), type=recipe_field.type, choices=about["choices"],
-                           help=f"{about['help']} {recipe_default(name)}".replace("%", "%%"))
+            p.add_argument(flag(name), type=recipe_field.type, choices=about["choices"], help=helped)
     p.add_argument("--fast", action="store_true",
-                   help="the quickest recipe to 99%%: 1 epoch of Muon on all 60,000 digits (on CUDA 2 epochs of "
-                        "batch 1024), no augmentation, no EMA, no validation (flags given with it still win)")
+                   help="the quickest recipe to 99%% (the fast preset, modern only): 1 epoch of Muon on all 60,000 "
+                        "digits (on CUDA 2 epochs of batch 1024), no augmentation, no EMA, no validation; flags "
+                        "given with it still win")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="stop cleanly once this much training time is used up: the epoch in progress is cut short, "
                         "validated and saved like any other, and --resume can continue the run")
@@ -87,34 +76,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if (args.repo_id or args.private) and not args.push:
         p.error("--repo-id and --private only take effect with --push: add --push to publish")
-    if args.push and args.variant == "teacher":
-        p.error("--push publishes LeNet-5s; a teacher stays local, for --teacher")
     if args.resume and args.overwrite:
         p.error("--resume continues the run in --out and --overwrite replaces it: choose one")
-    args.out = args.out or Path("outputs") / f"lenet5-{args.variant or MODERN.variant}"
+    args.out = args.out or Path("outputs") / f"lenet5-{args.variant or 'modern'}"
     return args
 
 
 def config_from_args(args: argparse.Namespace, device: torch.device) -> TrainConfig:
-    """The variant's recipe (with --fast, the device's quickest one) with every flag the user gave put over it."""
-    overrides = dict(fast_recipe(device)) if args.fast else {}
-    overrides.update({f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None})
-    return default_config(**overrides)
-
-
-def reproduce_command(config: TrainConfig) -> str:
-    """The train.py command that makes this recipe again (written from the config: it trains, never pushes)."""
-    words = ["python", "train.py"] + ([flag("variant"), config.variant] if config.variant != MODERN.variant else [])
-    base = replace(default_config(config.variant, teacher=config.teacher), teacher="")  # the teacher's recipe, not its path
-    for recipe_field in fields(TrainConfig):
-        value = getattr(config, recipe_field.name)
-        if value == getattr(base, recipe_field.name):
-            continue
-        if recipe_field.type is bool:
-            words.append(flag("no_" + recipe_field.name))
-        else:
-            words += [flag(recipe_field.name), f"{value:g}" if isinstance(value, float) else str(value)]
-    return shlex.join(words)
+    """The preset that --variant and --fast name, with every recipe flag the user gave put over it."""
+    given = {f.name: getattr(args, f.name) for f in FLAG_FIELDS if f.name != "variant" and getattr(args, f.name) is not None}
+    return recipe(args.variant or "modern", args.fast, device, **given)
 
 
 def prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
@@ -143,13 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = args.out / "checkpoint.pt"
     made = new_folders(args.out)
     try:
-        repo_id = resolve_repo_id(args.repo_id, hub_username(), args.variant or MODERN.variant) if args.push else None
+        repo_id = resolve_repo_id(args.repo_id, hub_username(), args.variant or "modern") if args.push else None
         prepare_out(args.out, args.resume, args.overwrite)
         device = resolve_device(args.device)
         state = load_checkpoint(checkpoint, device) if args.resume else None
         if state and is_finished(state) and all(os.path.isfile(args.out / name) for name in ("model.safetensors", *RUN_FILES)):
             raise ValueError(f"nothing to resume: the run in {args.out} is finished and saved there")
-        config = TrainConfig(**state["config"]) if state else config_from_args(args, device)
+        config = from_saved(state["config"]) if state else config_from_args(args, device)
         data = load_mnist(args.data_dir, config.val_size, device)
         if config.pieces and not (state and state.get("pieces")):
             print(f"writing {config.pieces:,} numbers with the training digits and cutting them into pieces", flush=True)
@@ -162,14 +133,12 @@ def main(argv: list[str] | None = None) -> int:
             workers = torch.get_num_threads()
             pieces = number_pieces(data.train, config.pieces, config.seed, workers=workers) if config.pieces else None
             trainer = Trainer(config, data, device, pieces)
-        network = "the teacher network" if config.variant == "teacher" else f"LeNet-5 ({config.variant})"
-        taught = f", distilled from {config.teacher}" if config.teacher else ""
         cut = (f" and {len(trainer.train_split) - len(data.train):,} pieces of {config.pieces:,} numbers written with "
                "them" if config.pieces else "")
-        print(f"training {network} on {len(data.train):,} MNIST digits{cut}, device {device}{taught}")
+        print(f"training LeNet-5 ({config.variant}) on {len(data.train):,} MNIST digits{cut}, device {device}")
         result = trainer.run(checkpoint, time_budget=args.time_budget)
         test = evaluate(result.model, data.test)
-        metrics = build_metrics(result, test, device, len(data.train), len(data.val), reproduce_command(config))
+        metrics = build_metrics(result, test, device, len(data.train), len(data.val), command(config))
         written = save_run(args.out, result, data.test, test, metrics)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

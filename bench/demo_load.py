@@ -34,6 +34,7 @@ def serve_noop(port: int) -> None:
     import gradio as gr
 
     import app
+    from lenet5.gradio_io import Canvas
 
     answer = app.read_one(str(example_paths()[3]), app.BUNDLED_NAMES["modern"], app.load_demo_models(None)[0])
 
@@ -42,7 +43,7 @@ def serve_noop(port: int) -> None:
 
     with gr.Blocks() as demo:
         network = gr.Radio(list(app.BUNDLED_NAMES.values()), value=app.BUNDLED_NAMES["modern"])
-        canvas = app.Canvas(canvas_size=(280, 280), fixed_canvas=True, image_mode="RGBA", type="filepath")
+        canvas = Canvas(canvas_size=(280, 280), fixed_canvas=True, image_mode="RGBA", type="filepath")
         upload = gr.File(type="filepath")
         outputs = [gr.Markdown(), gr.Label(num_top_classes=10), gr.HTML()]
         events = {"batch": True, "max_batch_size": app.MAX_BATCH, "show_progress": "hidden", "trigger_mode": "always_last"}

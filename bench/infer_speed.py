@@ -32,7 +32,7 @@ from examples.digits import STROKES, render  # noqa: E402
 from lenet5 import NoDigitError, UnreadableImageError, load_model, predict, preprocess, read_number  # noqa: E402
 from lenet5.model import VARIANTS  # noqa: E402
 from lenet5.numbers import segment  # noqa: E402
-from lenet5.preprocessing import to_picture  # noqa: E402
+from lenet5.decoding import to_picture  # noqa: E402
 from lenet5.report import describe_device  # noqa: E402
 
 

@@ -35,10 +35,12 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lenet5.data import default_data_dir, load_mnist  # noqa: E402
-from lenet5.model import MNIST_MEAN, MNIST_STD, LeNet5  # noqa: E402
+from lenet5.model import LeNet5  # noqa: E402
+from lenet5.modern import MNIST_MEAN, MNIST_STD  # noqa: E402
 from lenet5.report import describe_device  # noqa: E402
 from lenet5.summary import layer_table  # noqa: E402
-from lenet5.training import Trainer, default_config, evaluate, fast_recipe, resolve_device, training_dtype  # noqa: E402
+from lenet5.recipes import recipe, resolve_device, training_dtype  # noqa: E402
+from lenet5.training import Trainer, evaluate  # noqa: E402
 
 TARGET = 0.99
 LOOPS = ("tutorial", "ours")
@@ -125,7 +127,7 @@ def tutorial_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.T
 
 
 def run_ours(data_dir: Path, device: torch.device, epochs: int | None, seed: int) -> dict:
-    config = default_config("modern", **{**fast_recipe(device), "seed": seed, **({"epochs": epochs} if epochs else {})})
+    config = recipe("modern", fast=True, device=device, seed=seed, **({"epochs": epochs} if epochs else {}))
     data = load_mnist(data_dir, config.val_size, device)
     warm_up = Trainer(config, data, device)  # the same loop, thrown away after one step; the next one seeds itself anew
     warm_up.train_one_epoch(progress=False, deadline=0.0)  # a deadline long past: it stops after one step

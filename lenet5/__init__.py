@@ -11,10 +11,12 @@ import importlib.abc
 import importlib.machinery
 import sys
 
-from .inference import Reading, load_model, predict, read_digits
+from .decoding import ImageTooLargeError, NoDigitError, NotADigitError, UnreadableImageError
+from .hub import load_model
+from .inference import Reading, predict, read_digits
 from .model import LeNet5
 from .numbers import NumberReading, read_number
-from .preprocessing import ImageTooLargeError, NoDigitError, NotADigitError, UnreadableImageError, preprocess
+from .preprocessing import preprocess
 
 __all__ = [
     "ImageTooLargeError",

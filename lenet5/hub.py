@@ -1,29 +1,138 @@
-"""Publishing a finished run to the Hugging Face Hub.
+"""Everything that talks to the Hugging Face Hub: loading weights, publishing a run, its model card.
 
-The token is checked before any training starts, so a missing or rejected login costs seconds, not a run.
-The folder that `save_pretrained` wrote (weights, config.json) is uploaded with its model card, metrics
-and pictures in one commit, so the Hub never shows a card whose figures or pictures are missing.
+Every request has a bounded time: huggingface_hub's own HTTP client is made with `timeout=None`
+(huggingface_hub 2.4: `default_client_factory`), so a Hub that accepts the connection and never answers
+would hang an upload, a login check or a download forever. `bound_hub_requests()` swaps in the same
+client with timeouts; a factory set by the user's own code is left as it is.
+
+Publishing checks the token before any training starts, so a missing or rejected login costs seconds,
+not a run, and uploads the folder `save_pretrained` wrote with its card, metrics and pictures in one
+commit, so the Hub never shows a card whose figures or pictures are missing.
 """
 
 import json
 import os
+from functools import lru_cache
 from pathlib import Path
 
 import httpx2  # huggingface_hub's HTTP client: its errors are what an unreachable Hub raises
-from huggingface_hub import HfApi, constants
-from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalTokenNotFoundError
-from huggingface_hub.utils import validate_repo_id
+import torch
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, constants
+from huggingface_hub.errors import (
+    HfHubHTTPError,
+    HFValidationError,
+    LocalEntryNotFoundError,
+    LocalTokenNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.utils import _http, set_client_factory, validate_repo_id
 
-from .hub_client import bound_hub_requests, one_line
-from .model import LeNet5
-from .report import PICTURES, build_model_card
+from .model import MODEL_CARD_TEMPLATE, VARIANTS, LeNet5
 
+BUNDLED_DIR = Path(__file__).parent / "weights"
+PICTURES = ("training_curves.png", "confusion_matrix.png", "misclassified.png")
 PUBLISHED = ("model.safetensors", "config.json", "README.md", "metrics.json", *PICTURES)
 LOGIN_HINT = "log in with `hf auth login` or set HF_TOKEN to a write token from https://huggingface.co/settings/tokens"
+CONNECT_SECONDS = 10
+READ_SECONDS = 20  # the longest wait for an answer (downloads of data retry a timed-out request themselves)
 
 
 class HubError(ValueError):
     """The Hub refused or could not be reached; the message says why and what to do."""
+
+
+# -- time limits and wording --------------------------------------------------------------------------
+
+
+def bounded_client() -> httpx2.Client:
+    """huggingface_hub's own client, with a time limit on every request that has none."""
+    client = _http.default_client_factory()
+    client.event_hooks["request"].append(bound_request)
+    return client
+
+
+def bound_request(request: httpx2.Request) -> None:
+    # The client's default is no timeout, and many HfApi calls (model_info, ...) also pass timeout=None
+    # themselves, which would override any default: so the limit is set on each request that has none.
+    limits = request.extensions.get("timeout") or {}
+    if all(limits.get(kind) is None for kind in ("connect", "read", "write", "pool")):
+        request.extensions["timeout"] = httpx2.Timeout(READ_SECONDS, connect=CONNECT_SECONDS).as_dict()
+
+
+def bound_hub_requests() -> None:
+    """Make huggingface_hub's shared client time out (once per process; the user's own factory wins)."""
+    if _http._GLOBAL_CLIENT_FACTORY is _http.default_client_factory:
+        set_client_factory(bounded_client)
+
+
+def one_line(error: Exception) -> str:
+    """An error's message on one line, for a terminal or a page."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def hub_name() -> str:
+    return "the Hugging Face Hub" if constants.ENDPOINT == "https://huggingface.co" else f"the Hub at {constants.ENDPOINT}"
+
+
+# -- loading ------------------------------------------------------------------------------------------
+
+
+def bundled_variants() -> list[str]:
+    return [v for v in VARIANTS if (BUNDLED_DIR / v / "model.safetensors").is_file()]
+
+
+def load_model(source: str | Path | None = None, device: str | torch.device = "cpu", revision: str | None = None) -> LeNet5:
+    """Load weights: None -> the bundled default; a variant name ("modern", "lecun1998") -> its bundled weights;
+    an existing folder -> what save_pretrained wrote there; anything else -> a Hub repo id "OWNER/NAME".
+
+    Raises:
+        ValueError: for every source that cannot be loaded, with a one-line reason: it does not exist or
+            cannot be reached (every Hub request has a bounded time), its config.json is not a LeNet5's,
+            its weights are missing, pickled, damaged, do not fit, or are not finite.
+    """
+    source = VARIANTS[0] if source is None else source
+    if str(source) in VARIANTS:
+        if str(source) not in bundled_variants():
+            raise ValueError(f"no bundled weights for variant {source!r}; bundled: {', '.join(bundled_variants())}")
+        source = BUNDLED_DIR / str(source)
+    if not os.path.isdir(source) and not constants.HF_HUB_OFFLINE:  # offline, the local cache answers
+        check_hub_repo(str(source), revision)
+    try:
+        return LeNet5.from_pretrained(str(source), revision=revision, map_location=str(device)).to(device).eval()
+    except ValueError as error:  # LeNet5's own checks, and a config.json that is not JSON
+        raise ValueError(f"cannot load {source}: {one_line(error)}") from None
+    except (HfHubHTTPError, LocalEntryNotFoundError, httpx2.HTTPError, OSError) as error:
+        raise ValueError(f"cannot load {source} from {hub_name()}: {one_line(error)}") from None
+
+
+@lru_cache(maxsize=1)
+def default_model() -> LeNet5:
+    return load_model()
+
+
+def check_hub_repo(repo_id: str, revision: str | None) -> None:
+    """Fail in one request, within the bounded time, for a repo id that is malformed, missing or unreachable,
+    before the downloads (which retry each request several times) begin."""
+    not_a_source = f"{repo_id!r} is neither a bundled variant ({', '.join(VARIANTS)}), a folder, nor a Hub repo id OWNER/NAME"
+    if repo_id.count("/") != 1:
+        raise ValueError(not_a_source)
+    bound_hub_requests()
+    try:
+        HfApi().model_info(repo_id, revision=revision)
+    except HFValidationError:
+        raise ValueError(f"{repo_id!r} is neither a bundled variant, a folder, nor a Hub repo id OWNER/NAME") from None
+    except RepositoryNotFoundError:
+        raise ValueError(f"there is no model {repo_id} on {hub_name()}, or it is private and no token allows it") from None
+    except RevisionNotFoundError:
+        raise ValueError(f"{repo_id} on {hub_name()} has no revision {revision!r}") from None
+    except HfHubHTTPError as error:
+        raise ValueError(f"{hub_name()} refused {repo_id}: {one_line(error)}") from None
+    except httpx2.HTTPError as error:
+        raise ValueError(f"cannot reach {hub_name()} to load {repo_id} ({type(error).__name__}); offline?") from None
+
+
+# -- publishing ---------------------------------------------------------------------------------------
 
 
 def hub_username(token: str | None = None) -> str:
@@ -95,3 +204,34 @@ def read_metrics(out_dir: Path) -> dict | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise HubError(f"{path} is not valid JSON ({error}); retrain or delete it") from None
+
+
+def build_model_card(metrics: dict, repo_id: str | None = None, location: str | None = None) -> ModelCard:
+    """The card: the class's Hub metadata, the test accuracy as a model-index entry, and the run's figures."""
+    card_data = ModelCardData(**LeNet5._hub_mixin_info.model_card_data.to_dict())
+    card_data.datasets = ["ylecun/mnist"]
+    card_data.metrics = ["accuracy"]
+    card_data.model_name = repo_id.split("/")[-1] if repo_id else f"lenet5-{metrics['variant']}"
+    card_data.eval_results = [
+        EvalResult(task_type="image-classification", task_name="Image Classification", dataset_type="ylecun/mnist",
+                   dataset_name="MNIST", dataset_split="test", metric_type="accuracy", metric_name="Test accuracy",
+                   metric_value=round(metrics["test_accuracy"], 4))
+    ]
+    return ModelCard.from_template(
+        card_data,
+        template_str=MODEL_CARD_TEMPLATE,
+        variant=metrics["variant"],
+        test_accuracy=f"{metrics['test_accuracy']:.2%}",
+        test_errors=metrics["test_errors"],
+        params=f"{metrics['params']:,}",
+        epochs=metrics["epochs"],
+        wall_time=f"{metrics['train_seconds']:.0f} s",
+        device=metrics["device"],
+        precision=metrics.get("precision"),
+        per_class_accuracy=[f"{acc:.2%}" for acc in metrics["per_class_accuracy"].values()],
+        val_size=f"{metrics['val_images']:,}",
+        recipe=metrics["recipe"],
+        train_command=metrics["command"],
+        repo_id=repo_id,
+        location=location,
+    )

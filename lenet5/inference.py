@@ -1,98 +1,16 @@
-"""Load a trained LeNet-5 (bundled, local folder or Hub) and read digits with it."""
+"""The one reader: pictures in, the network's probabilities (or the reason there are none) out."""
 
-import os
-import threading
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import httpx2  # huggingface_hub's HTTP client: its errors are what an unreachable Hub raises
-from huggingface_hub import HfApi, constants
-from huggingface_hub.errors import (
-    HfHubHTTPError,
-    HFValidationError,
-    LocalEntryNotFoundError,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
 
-from . import small_batch
-from .hub_client import bound_hub_requests, one_line
-from .model import LABEL_NAMES, VARIANTS, LeNet5
-from .preprocessing import (
-    ImageTooLargeError,
-    NoDigitError,
-    NotADigitError,
-    UnreadableImageError,
-    digit_field,
-    not_digit_like,
-)
-
-BUNDLED_DIR = Path(__file__).parent / "weights"
-
-
-def bundled_variants() -> list[str]:
-    return [v for v in VARIANTS if (BUNDLED_DIR / v / "model.safetensors").is_file()]
-
-
-def load_model(source: str | Path | None = None, device: str | torch.device = "cpu", revision: str | None = None) -> LeNet5:
-    """Load weights: None -> the bundled default; a variant name ("modern", "lecun1998") -> its bundled weights;
-    an existing folder -> what save_pretrained wrote there; anything else -> a Hub repo id "OWNER/NAME".
-
-    Raises:
-        ValueError: for every source that cannot be loaded, with a one-line reason: it does not exist or
-            cannot be reached (every Hub request has a bounded time), its config.json is not a LeNet5's,
-            its weights are missing, pickled, damaged, do not fit, or are not finite.
-    """
-    source = VARIANTS[0] if source is None else source
-    if str(source) in VARIANTS:
-        if str(source) not in bundled_variants():
-            raise ValueError(f"no bundled weights for variant {source!r}; bundled: {', '.join(bundled_variants())}")
-        source = BUNDLED_DIR / str(source)
-    if not os.path.isdir(source) and not constants.HF_HUB_OFFLINE:  # offline, the local cache answers
-        check_hub_repo(str(source), revision)
-    try:
-        return LeNet5.from_pretrained(str(source), revision=revision, map_location=str(device)).to(device).eval()
-    except ValueError as error:  # LeNet5's own checks, and a config.json that is not JSON
-        raise ValueError(f"cannot load {source}: {one_line(error)}") from None
-    except (HfHubHTTPError, LocalEntryNotFoundError, httpx2.HTTPError, OSError) as error:
-        raise ValueError(f"cannot load {source} from {hub_name()}: {one_line(error)}") from None
-
-
-def check_hub_repo(repo_id: str, revision: str | None) -> None:
-    """Fail in one request, within the bounded time, for a repo id that is malformed, missing or unreachable,
-    before the downloads (which retry each request several times) begin."""
-    if repo_id.count("/") != 1:
-        raise ValueError(f"{repo_id!r} is neither a bundled variant ({', '.join(VARIANTS)}), a folder, nor a Hub "
-                         "repo id OWNER/NAME")
-    bound_hub_requests()
-    try:
-        HfApi().model_info(repo_id, revision=revision)
-    except HFValidationError:
-        raise ValueError(f"{repo_id!r} is neither a bundled variant, a folder, nor a Hub repo id OWNER/NAME") from None
-    except RepositoryNotFoundError:
-        raise ValueError(f"there is no model {repo_id} on {hub_name()}, or it is private and no token allows it") from None
-    except RevisionNotFoundError:
-        raise ValueError(f"{repo_id} on {hub_name()} has no revision {revision!r}") from None
-    except HfHubHTTPError as error:
-        raise ValueError(f"{hub_name()} refused {repo_id}: {one_line(error)}") from None
-    except httpx2.HTTPError as error:
-        raise ValueError(f"cannot reach {hub_name()} to load {repo_id} ({type(error).__name__}); offline?") from None
-
-
-def hub_name() -> str:
-    return "the Hugging Face Hub" if constants.ENDPOINT == "https://huggingface.co" else f"the Hub at {constants.ENDPOINT}"
-
-
-@lru_cache(maxsize=1)
-def default_model() -> LeNet5:
-    return load_model()
-
+from .decoding import ImageTooLargeError, NoDigitError, NotADigitError, UnreadableImageError
+from .forward import logits_and_maps
+from .hub import default_model
+from .model import LABEL_NAMES, LeNet5
+from .preprocessing import digit_field, not_digit_like
 
 REASONS = ("blank", "not_a_digit", "unreadable", "too_large")  # why a Reading has no probabilities
 REFUSALS = {"blank": NoDigitError, "not_a_digit": NotADigitError, "unreadable": UnreadableImageError,
@@ -162,31 +80,11 @@ def read_fields(fields: Sequence[np.ndarray], model: LeNet5 | None = None, maps:
     model = model or default_model()
     if model.training:  # walking the modules to switch them costs more than a forward pass: only when needed
         model.eval()
-    batch = np.stack(fields)
-    if small_batch.can_read(model, len(batch)):
-        logits, c1, c3 = small_batch.forward_intermediates(model, batch)
-    else:
-        logits, c1, c3 = torch_forward_intermediates(model, batch, maps)
+    logits, c1, c3 = logits_and_maps(model, np.stack(fields), maps)
     probs, logit_rows = softmax(logits).tolist(), logits.tolist()
     stages = {"c1": c1, "c3": c3} if maps else {}
     return [Reading(probs=dict(zip(LABEL_NAMES, probs[row])), input=field_, maps={n: m[row] for n, m in stages.items()},
                     logits=logit_rows[row]) for row, field_ in enumerate(fields)]
-
-
-def torch_forward_intermediates(model: LeNet5, batch: np.ndarray, maps: bool
-                                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """The logits and (when `maps`, else None) the C1 and C3 maps of float32 digits [N, 28, 28], in numpy."""
-    weight = next(model.parameters())
-    x = torch.from_numpy(batch)[:, None].to(weight.device, weight.dtype)
-    with torch.inference_mode(), small_batch_kernels(len(batch)):
-        final, (c1, c3, _) = model.forward_intermediates(x)
-        logits = model.forward_head(final)
-    c1, c3 = (to_numpy(c1), to_numpy(c3)) if maps else (None, None)
-    return to_numpy(logits), c1, c3
-
-
-def to_numpy(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.float().cpu().numpy()
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -207,24 +105,3 @@ def predict(image: Any, model: LeNet5 | None = None) -> dict[str, float]:
     if reading.reason:
         raise reading.refusal()
     return reading.probs
-
-
-# For a few 28x28 pictures PyTorch's own convolution is about three times faster than oneDNN's, whose
-# set-up costs more than the arithmetic; training-sized batches are faster with oneDNN. The switch is a
-# process-wide flag, so readers take turns while it is off.
-SMALL_BATCH = 64
-_kernel_switch = threading.Lock()
-
-
-@contextmanager
-def small_batch_kernels(batch: int):
-    if batch > SMALL_BATCH or not torch.backends.mkldnn.is_available():
-        yield
-        return
-    with _kernel_switch:
-        onednn = torch.backends.mkldnn.enabled  # a program may have switched oneDNN off itself: keep it off
-        torch.backends.mkldnn.enabled = False
-        try:
-            yield
-        finally:
-            torch.backends.mkldnn.enabled = onednn

@@ -9,7 +9,6 @@ mean and std.
 import json
 import os
 from pathlib import Path
-from typing import Final
 
 import torch
 import torch.nn as nn
@@ -19,10 +18,8 @@ from huggingface_hub.errors import EntryNotFoundError
 from safetensors import SafetensorError
 
 from . import lecun1998
+from .modern import INPUT_SIZE, ModernFeatures
 
-MNIST_MEAN = 0.1307
-MNIST_STD = 0.3081
-INPUT_SIZE = 28
 VARIANTS = ("modern", "lecun1998")
 TIMM_ARCHITECTURES = {"modern": "lenet5", "lecun1998": "lenet5_lecun1998"}
 LABEL_NAMES = [str(digit) for digit in range(10)]
@@ -61,48 +58,6 @@ FEATURE_INFO = [  # the C1, C3 and C5 stages for timm's features_only / forward_
     {"num_chs": 16, "reduction": 2, "module": "features.c3"},
     {"num_chs": 120, "reduction": 28, "module": "features.c5"},
 ]
-
-
-class ModernFeatures(nn.Module):
-    """The LeNet-5 the tutorials use on 28x28 MNIST: "same" padding in C1, ReLU, max-pool, no BatchNorm.
-
-    With BatchNorm after each convolution, as this network once had, the full recipe ended no more
-    accurate (99.47% against 99.53%, three seeds each) and a CPU training step cost 1.4x as much
-    (bench/RESULTS.md)."""
-
-    mean: Final[float] = MNIST_MEAN
-    std: Final[float] = MNIST_STD
-
-    def __init__(self, in_chans: int = 1, device=None, dtype=None):
-        super().__init__()
-        dd = {"device": device, "dtype": dtype}
-        self.c1 = nn.Conv2d(in_chans, 6, kernel_size=5, padding=2, **dd)  # C1; S2 is a 2x2 max-pool
-        self.c3 = nn.Conv2d(6, 16, kernel_size=5, **dd)  # C3; S4 is a 2x2 max-pool
-        self.c5 = nn.Linear(16 * 5 * 5, 120, **dd)  # a 5x5 convolution over a 5x5 map is a dense layer
-        self.f6 = nn.Linear(120, 84, **dd)
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Map [0, 1] ink images to the zero-mean, unit-variance inputs the weights were trained on."""
-        return (x - self.mean) / self.std
-
-    def forward_intermediates(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """F6 as 84 maps of 1x1, and the C1, C3 and C5 activations on the way."""
-        c1 = F.relu(self.c1(self.normalize(x)))  # (B, 6, 28, 28)
-        c3 = F.relu(self.c3(F.max_pool2d(c1, 2)))  # (B, 16, 10, 10)
-        c5, f6 = self.dense(F.max_pool2d(c3, 2))
-        return f6, [c1, c3, c5[:, :, None, None]]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """F6 alone, with each ReLU after its max-pool rather than before: the same numbers (a maximum and
-        ReLU commute), but the ReLU and its backward touch a quarter of the values: a training step on a
-        2-core CPU takes 5-6% less time in float32, 3% less under bf16 autocast (bench/RESULTS.md)."""
-        s2 = F.max_pool2d(self.c1(self.normalize(x)), 2).relu()
-        return self.dense(F.max_pool2d(self.c3(s2), 2).relu())[1]
-
-    def dense(self, s4: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """S4's 16 maps of 5x5 -> C5 (B, 120) and F6 as 84 maps of 1x1."""
-        c5 = F.relu(self.c5(s4.flatten(1)))
-        return c5, F.relu(self.f6(c5))[:, :, None, None]
 
 
 class LeNet5(

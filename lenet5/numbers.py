@@ -28,18 +28,11 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from .inference import default_model, read_fields, reason_for
+from .decoding import NoDigitError, UnreadableImageError, source_size, to_picture
+from .hub import default_model
+from .inference import read_fields, reason_for
 from .model import LeNet5
-from .preprocessing import (
-    NoDigitError,
-    UnreadableImageError,
-    center_digit,
-    ink_map,
-    not_digit_like,
-    shrink,
-    source_size,
-    to_picture,
-)
+from .preprocessing import center_digit, ink_map, not_digit_like, working_plane
 
 NUMBER_HEIGHT = 112  # a number is read with its picture this many pixels tall (at most MAX_WIDTH wide)
 MAX_WIDTH = 1024
@@ -61,11 +54,9 @@ TOUCHING = 0.4  # a stroke wider than this times its height is given candidate c
 CUT_MARGIN = 0.1  # cuts keep this many heights from a stroke's ends: a 1 beside a digit is a tenth of a height wide
 CUT_SPACING = 0.2  # and from each other
 MAX_CUTS = 6
-# The logit of the "rubbish" class that competes with the ten digits for every candidate. lecun1998 was
-# trained with one: its outputs are minus the distances to the prototypes, and the paper's MAP criterion
-# gives rubbish the distance j = 10 in training (wrong cuts included); reading, a rubbish class a little
-# nearer, at 8, reads more numbers right (tuned with the costs above). The modern network has none: it
-# learnt to answer a wrong cut with even probabilities, which its doubt measures without one.
+# The logit of the "rubbish" class that competes with the ten digits for every candidate. lecun1998 was trained
+# with one (its MAP criterion gives rubbish the distance j = 10, wrong cuts included); reading, one nearer, at 8,
+# reads more numbers right. The modern network has none: it answers a wrong cut with even probabilities.
 RUBBISH_LOGIT = {"lecun1998": -8.0, "modern": -math.inf}
 
 
@@ -76,7 +67,6 @@ class TooManyMarks(UnreadableImageError):
 @dataclass(frozen=True)
 class Digit:
     """One digit of a number: the network's probabilities, where it is and what the network read."""
-
     probs: dict[str, float]
     box: tuple[int, int, int, int]  # (x0, y0, x1, y1) in the input picture's pixels
     input: np.ndarray  # the float [28, 28] picture the network read
@@ -88,11 +78,8 @@ class Digit:
 
 @dataclass(frozen=True)
 class NumberReading:
-    """What the network made of a picture of a number: the digits left to right, or the reason there are none.
-
-    `reason` is one of lenet5.inference.REASONS; `left_out` lists the boxes of the
-    marks that were not read as digits (a stray dot, a dash), with why.
-    """
+    """What the network made of a picture of a number: the digits left to right, or the reason there are none
+    (one of lenet5.inference.REASONS); `left_out` lists the boxes of marks not read as digits, with why."""
 
     text: str = ""
     digits: list[Digit] = field(default_factory=list)
@@ -104,7 +91,6 @@ class NumberReading:
 @dataclass
 class Piece:
     """A stroke or part of one, in the working plane: its box and its own pixels."""
-
     rows: slice
     cols: slice
     mask: np.ndarray  # bool, the shape of the box
@@ -119,8 +105,8 @@ class Piece:
 
 
 def read_number(image: Any, model: LeNet5 | None = None) -> NumberReading:
-    """Read the digits of a number in any picture form `predict` takes, of any width (see the module's
-    docstring for how). Never raises for a bad picture: the reading says what is wrong."""
+    """Read the digits of a number in any picture form `predict` takes, of any width (the module's docstring
+    says how). Never raises for a bad picture: the reading says what is wrong."""
     try:
         picture, is_alpha = to_picture(image)  # first: it refuses a picture too large before decoding it
         width, height = source_size(image)
@@ -159,9 +145,8 @@ class Segmentation:
 
 
 def segment(picture: Image.Image, is_alpha: bool) -> Segmentation:
-    """The pieces of a picture as `to_picture` gives it, and every run of them that may be one digit
-    (`candidate_runs`) with the input the network reads for it."""
-    ink = ink_map(working_plane(picture), is_alpha)
+    """A picture as `to_picture` gives it -> its pieces and candidate digits, each with its network input."""
+    ink = ink_map(number_plane(picture), is_alpha)
     pieces = find_pieces(ink)
     candidates = candidate_runs(pieces)
     fields = [candidate_field(ink, pieces[i:j]) for i, j in candidates]
@@ -182,12 +167,11 @@ def candidate_runs(pieces: list[Piece]) -> list[tuple[int, int]]:
     return runs
 
 
-def working_plane(picture: Image.Image) -> np.ndarray:
+def number_plane(picture: Image.Image) -> np.ndarray:
     """The picture at NUMBER_HEIGHT pixels tall (at most MAX_WIDTH wide), float32 in [0, 1]."""
     w, h = picture.size
     factor = max(h / NUMBER_HEIGHT, w / MAX_WIDTH, 1.0)
-    plane = np.asarray(shrink(picture, max(1, round(max(w, h) / factor))))
-    return plane * np.float32(1 / 255) if plane.dtype == np.uint8 else plane
+    return working_plane(picture, max(1, round(max(w, h) / factor)))
 
 
 def find_pieces(ink: np.ndarray) -> list[Piece]:

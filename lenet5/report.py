@@ -13,13 +13,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .checkpoint import brief
 from .data import Split
-from .model import LABEL_NAMES, MODEL_CARD_TEMPLATE, LeNet5
-from .training import OPTIMIZER_NAMES, Evaluation, TrainConfig, TrainResult, brief, training_dtype
-
-PICTURES = ("training_curves.png", "confusion_matrix.png", "misclassified.png")
+from .hub import PICTURES, build_model_card
+from .model import LABEL_NAMES
+from .recipes import describe, training_dtype
+from .training import Evaluation, TrainResult
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -42,30 +42,6 @@ def describe_device(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     threads = torch.get_num_threads()
     return f"CPU ({threads} thread{'s' if threads > 1 else ''})"
-
-
-def describe_recipe(c: TrainConfig) -> str:
-    optimizer = OPTIMIZER_NAMES[c.optimizer]
-    schedule = (f"one-cycle learning rate peaking at {c.lr:g}" if c.schedule == "onecycle"
-                else f"learning rate {c.lr:g}, halved when validation accuracy stalls")
-    loss = ("the paper's MAP criterion (eq. 9)" if c.variant == "lecun1998"
-            else f"cross-entropy with label smoothing {c.label_smoothing:g}" if c.label_smoothing else "cross-entropy")
-    augmentation = ("no augmentation" if not c.augment
-                    else f"random shift/rotation/scale{'/stroke-width' if c.stroke_width else ''} augmentation")
-    parts = [
-        f"{optimizer}, weight decay {c.weight_decay:g}",
-        schedule,
-        f"batch {c.batch_size}",
-        loss,
-        f"EMA of weights (decay {c.ema_decay:g})" if c.ema_decay else "no weight averaging",
-        augmentation,
-        (f"the candidate digits of {c.pieces:,} numbers written with the training digits and cut as read_number "
-         "cuts them, wrong cuts taught as no digit") if c.pieces else "",
-        f"early stopping after {c.patience} epochs without progress" if c.patience else "",
-        f"seed {c.seed}",
-    ]
-    parts = [part for part in parts if part]
-    return ", ".join(parts)
 
 
 def build_metrics(
@@ -91,50 +67,11 @@ def build_metrics(
         "val_images": val_images,
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "recipe": describe_recipe(result.config),
+        "recipe": describe(result.config),
         "command": command,
         "config": asdict(result.config),
         "history": [asdict(stats) for stats in result.history],
     }
-
-
-def build_model_card(metrics: dict, repo_id: str | None = None, location: str | None = None) -> ModelCard:
-    """The card: the class's Hub metadata, the test accuracy as a model-index entry, and the run's figures."""
-    card_data = ModelCardData(**LeNet5._hub_mixin_info.model_card_data.to_dict())
-    card_data.datasets = ["ylecun/mnist"]
-    card_data.metrics = ["accuracy"]
-    card_data.model_name = repo_id.split("/")[-1] if repo_id else f"lenet5-{metrics['variant']}"
-    card_data.eval_results = [
-        EvalResult(
-            task_type="image-classification",
-            task_name="Image Classification",
-            dataset_type="ylecun/mnist",
-            dataset_name="MNIST",
-            dataset_split="test",
-            metric_type="accuracy",
-            metric_name="Test accuracy",
-            metric_value=round(metrics["test_accuracy"], 4),
-        )
-    ]
-    return ModelCard.from_template(
-        card_data,
-        template_str=MODEL_CARD_TEMPLATE,
-        variant=metrics["variant"],
-        test_accuracy=f"{metrics['test_accuracy']:.2%}",
-        test_errors=metrics["test_errors"],
-        params=f"{metrics['params']:,}",
-        epochs=metrics["epochs"],
-        wall_time=f"{metrics['train_seconds']:.0f} s",
-        device=metrics["device"],
-        precision=metrics.get("precision"),
-        teacher=metrics.get("config", {}).get("teacher"),
-        per_class_accuracy=[f"{acc:.2%}" for acc in metrics["per_class_accuracy"].values()],
-        val_size=f"{metrics['val_images']:,}",
-        recipe=metrics["recipe"],
-        train_command=metrics["command"],
-        repo_id=repo_id,
-        location=location,
-    )
 
 
 def current_umask() -> int:

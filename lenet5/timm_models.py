@@ -10,7 +10,7 @@ from functools import partial
 
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
-from .inference import BUNDLED_DIR
+from .hub import BUNDLED_DIR
 from .model import FEATURE_INFO, TIMM_ARCHITECTURES, LeNet5, pretrained_cfg
 
 default_cfgs = generate_default_cfgs(

@@ -2,8 +2,6 @@
 
 import copy
 import math
-import os
-import pickle
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -11,137 +9,13 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .checkpoint import write_checkpoint
 from .data import MNISTData, Split, ordered_batches, random_affine, random_stroke_width, shuffled_batches, to_float
-from .model import RUBBISH, VARIANTS, LeNet5
-from .teacher import MAX_TEACHER_WIDTH, TEACHER_WIDTH, WideTeacher, check_width, distillation_loss, load_teacher
+from .model import RUBBISH, LeNet5
+from .recipes import TrainConfig, from_saved, training_dtype
 from .writing import number_pieces
 
-
-OPTIMIZER_NAMES = {  # as the --optimizer help and the model card's recipe name them
-    "sgd": "SGD with Nesterov momentum 0.9",
-    "adam": "AdamW",
-    "muon": "Muon with Nesterov momentum 0.9 for the weight matrices, AdamW for the biases",
-}
-OPTIMIZERS = tuple(OPTIMIZER_NAMES)
-SCHEDULES = ("onecycle", "plateau")
-DEVICES = ("auto", "cpu", "cuda")
-NETWORKS = (*VARIANTS, "teacher")
 PLATEAU_FACTOR, PLATEAU_PATIENCE = 0.5, 2  # the plateau schedule halves the rate after 2 flat epochs
-
-
-def option(default, help: str, choices: tuple[str, ...] | None = None):
-    """A TrainConfig field with what its command-line flag says about it."""
-    return field(default=default, metadata={"help": help, "choices": choices})
-
-
-@dataclass
-class TrainConfig:
-    """Everything that decides what a run learns; saved in checkpoints so --resume continues the same run."""
-
-    # Each field is also a flag of train.py (--batch-size for batch_size): its help is written here, once.
-    variant: str = option("modern", "modern (ReLU, max-pool), lecun1998 (the paper's network), or teacher (a wide "
-                          "network to distil modern from: see --teacher)", NETWORKS)
-    epochs: int = option(30, "passes over the data")
-    batch_size: int = option(256, "digits per training step")
-    optimizer: str = option("sgd", "; ".join(f"{key}: {name}" for key, name in OPTIMIZER_NAMES.items()), OPTIMIZERS)
-    lr: float = option(0.1, "peak learning rate of the one-cycle schedule, starting rate of the plateau one")
-    weight_decay: float = option(5e-4, "L2 weight decay")
-    label_smoothing: float = option(0.1, "label smoothing of the cross-entropy")
-    ema_decay: float = option(0.999, "decay of the weights' moving average; 0 turns it off")
-    augment: bool = option(True, "random shift, rotation, scale and stroke width of every training batch")
-    stroke_width: bool = option(True, "thicker and thinner strokes among those changes, as pens and drawing "
-                                "sizes vary them; without, an epoch takes about a fifth less time and thick "
-                                "pens read worse")
-    val_size: int = option(5000, "training images held out for validation (a fixed split); 0 trains on all 60,000")
-    seed: int = option(0, "random seed")
-    schedule: str = option("onecycle", "onecycle: warm up, then anneal; plateau: halve the rate when validation "
-                           "accuracy stalls", SCHEDULES)
-    patience: int = option(0, "stop when validation accuracy has not improved for this many epochs, keeping the "
-                           "best epoch's weights; 0: never")
-    pieces: int = option(0, "numbers of 2-4 training digits to write and cut with read_number's segmenter, their "
-                         "candidate digits added to the training images: the wrong cuts teach the network to doubt "
-                         "what is no digit, as LeCun et al. (1998) trained theirs; 0: none")
-    teacher: str = option("", "folder of a network trained with --variant teacher, or several folders separated by "
-                          "commas (their logits averaged): learn from its softened outputs as well as from the labels "
-                          "(knowledge distillation; modern only)")
-    width: int = option(TEACHER_WIDTH, "maps of the teacher's first two convolutions, twice and four times as many deeper "
-                        f"(variant teacher only; at most {MAX_TEACHER_WIDTH})")
-
-    def __post_init__(self) -> None:
-        if self.variant not in NETWORKS:
-            raise ValueError(f"variant must be one of {', '.join(NETWORKS)}, got {self.variant!r}")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if self.patience < 0:
-            raise ValueError(f"patience must be 0 (off) or more epochs, got {self.patience}")
-        if not self.stroke_width and not self.augment:
-            raise ValueError("stroke_width is one of the augmentation's changes: it needs augment on")
-        if self.pieces < 0:
-            raise ValueError(f"pieces must be 0 (none) or more numbers, got {self.pieces}")
-        if self.pieces and (self.teacher or self.variant == "teacher"):
-            raise ValueError("pieces of numbers teach a LeNet-5 on its own labels: not with a teacher, nor to one")
-        if self.variant == "lecun1998" and self.label_smoothing:
-            raise ValueError("label_smoothing does not apply to lecun1998, which trains with the paper's MAP criterion")
-        check_width(self.width)
-        if self.width != TEACHER_WIDTH and self.variant != "teacher":
-            raise ValueError(f"width sets the teacher's size; {self.variant} has a fixed architecture")
-        if self.teacher and self.variant != "modern":
-            raise ValueError(f"--teacher distils the modern LeNet-5, not {self.variant}")
-        if (self.patience or self.schedule == "plateau") and not self.val_size:
-            raise ValueError("patience and the plateau schedule watch validation accuracy: val_size must be above 0")
-
-
-# Where a variant's recipe differs from TrainConfig's defaults. The paper's network has no BatchNorm and
-# its RBF outputs are squared distances of about 100: plain SGD blows up at any rate that learns in
-# reasonable time, while Adam's per-parameter steps take it there (the paper used per-parameter steps too).
-RECIPES = {
-    "modern": {"pieces": 8000},
-    "lecun1998": {"optimizer": "adam", "lr": 3e-3, "weight_decay": 0.0, "label_smoothing": 0.0, "pieces": 8000},
-    # No label smoothing for a teacher: it flattens the very resemblances between digits it is meant to teach.
-    "teacher": {"epochs": 15, "optimizer": "adam", "lr": 4e-3, "label_smoothing": 0.0},
-}
-
-# The fastest way to 99% test accuracy: one epoch of Muon, one-cycle, on all 60,000 digits as they are, no
-# validation pass, no weight average (bench/train_speed.py; `python train.py --fast`). AdamW at a peak of
-# 1.5e-2 needed two epochs: 1.5 left seeds at 98.92%. Label smoothing 0.2 kept all of 20 seeds at 99.0% or
-# more (99.01-99.21%); at 0.1 one of them ended at 98.98% (bench/RESULTS.md).
-FAST_RECIPE = {"epochs": 1, "optimizer": "muon", "lr": 1.5e-2, "label_smoothing": 0.2, "val_size": 0, "augment": False,
-               "ema_decay": 0.0, "pieces": 0}
-
-# On a GPU a LeNet-5 step is the same 5 ms or so of kernel launches at batch 256 or 1024 (H200), so fewer,
-# larger steps are faster: 2 epochs at batch 1024 took 0.57-0.64 s (99.07-99.23% on 5 seeds), where the
-# CPU recipe's 234 steps took 1.0-1.15 s; one epoch at batch 512 was as quick but left three of five
-# seeds below 99.0% (bench/RESULTS.md).
-FAST_RECIPE_CUDA = {**FAST_RECIPE, "epochs": 2, "batch_size": 1024, "lr": 3e-2}
-
-
-def fast_recipe(device: torch.device) -> dict:
-    """The quickest recipe to 99% on this device (`train.py --fast`)."""
-    return FAST_RECIPE_CUDA if device.type == "cuda" else FAST_RECIPE
-
-
-# Learning from a teacher: AdamW, whose steps do not grow with the distillation loss's T^2 scale. SGD at
-# the modern recipe's rate stalled a network without BatchNorm within 100 steps (loss 6.2 -> 5.9); at a
-# quarter of it, 0.025, SGD learns, and does no better (bench/RESULTS.md).
-DISTILL_RECIPE = {"optimizer": "adam", "lr": 5e-3, "pieces": 0}
-
-
-def default_config(variant: str = "modern", **overrides) -> TrainConfig:
-    """The variant's recipe (the distillation one with a teacher), with any field overridden (TrainConfig
-    rejects an unknown variant)."""
-    recipe = {**RECIPES.get(variant, {}), **(DISTILL_RECIPE if overrides.get("teacher") else {})}
-    return TrainConfig(variant=variant, **{**recipe, **overrides})
 
 
 @dataclass
@@ -171,42 +45,11 @@ class Evaluation:
 
 @dataclass
 class TrainResult:
-    model: LeNet5 | WideTeacher  # the weights to keep: the EMA average when EMA is on, the best epoch's with patience
+    model: LeNet5  # the weights to keep: the EMA average when EMA is on, the best epoch's with patience
     config: TrainConfig
     history: list[EpochStats] = field(default_factory=list)
     seconds: float = 0.0  # training wall time, summed over resumed sessions
     stopped: str = "finished"  # or why the run ended before its last epoch
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' picks CUDA when present, else the CPU; asking for CUDA without a GPU is an error."""
-    if name not in DEVICES:
-        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {name!r}")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but PyTorch sees no CUDA GPU here; use --device cpu")
-    return torch.device(name)
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether the device multiplies bf16 in hardware: CUDA from Ampere on; on x86 CPUs, AVX512-BF16 or AMX.
-
-    A CPU without them emulates bf16 and runs a LeNet-5 step about eight times slower than in fp32, so
-    bf16 must be chosen by the chip, never by the device type. torch.cpu's checks are private, hence the
-    getattr: on a torch without them the CPU trains in fp32.
-    """
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(including_emulation=False)
-    if device.type != "cpu":
-        return False
-    checks = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-    return any(check() for check in checks if check is not None)
-
-
-def training_dtype(device: torch.device) -> torch.dtype:
-    """What the training step computes in: bf16 autocast where the device has it natively, else fp32."""
-    return torch.bfloat16 if native_bf16(device) else torch.float32
 
 
 @torch.no_grad()
@@ -237,10 +80,6 @@ def with_pieces(digits: Split, pieces: Split | None) -> Split:
     return Split(torch.cat([digits.images, pieces.images]), torch.cat([digits.labels, pieces.labels]))
 
 
-def build_network(config: TrainConfig) -> LeNet5 | WideTeacher:
-    return WideTeacher(config.width) if config.variant == "teacher" else LeNet5(variant=config.variant)
-
-
 # timm (EMA, Muon's orthogonalisation) brings torchvision and torch._dynamo: seconds of start-up that a
 # command failing on its arguments, or a run without EMA or Muon, should not pay. They are imported in use.
 
@@ -261,10 +100,6 @@ def make_ema(model: torch.nn.Module, decay: float) -> torch.nn.Module:
     return ModelEmaV3(model, decay=decay, use_warmup=True)
 
 
-CHECKPOINT_KEYS = {"config", "epoch", "step", "seconds", "history", "model", "ema", "optimizer", "scheduler",
-                   "generator", "torch_rng", "best", "stopped"}
-
-
 class Trainer:
     """Holds one run's state (model, optimizer, schedule, EMA, random generator) so it can be checkpointed."""
 
@@ -283,8 +118,7 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)  # batch order and augmentation
         # channels_last: the convolutions' fastest layout on CPUs and on tensor cores alike.
-        self.model = build_network(config).to(device, memory_format=torch.channels_last)
-        self.teacher = load_teacher(config.teacher, device) if config.teacher else None
+        self.model = LeNet5(variant=config.variant).to(device, memory_format=torch.channels_last)
         self.dtype = training_dtype(device)
         self.optimizer = make_optimizer(self.model, config)
         self.steps_per_epoch = len(self.train_split) // config.batch_size
@@ -305,7 +139,7 @@ class Trainer:
         self.stopped = ""  # why patience ended the run; a run stopped that way is not resumed
 
     @property
-    def final_model(self) -> LeNet5 | WideTeacher:
+    def final_model(self) -> LeNet5:
         return self.ema.module if self.ema else self.model
 
     def train_one_epoch(self, progress: bool = True, deadline: float = math.inf) -> tuple[float, float]:
@@ -353,14 +187,10 @@ class Trainer:
         return random_stroke_width(x, self.generator) if self.config.stroke_width else x
 
     def forward_loss(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The batch's logits and training loss: against the labels, or with a teacher, against its outputs too."""
+        """The batch's logits and training loss, under bf16 autocast where the device has it natively."""
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
             logits = self.model(x)
-            with torch.no_grad():
-                teacher_logits = self.teacher(x) if self.teacher else None
-        if teacher_logits is None:
-            return logits, self.model.loss(logits, labels, self.config.label_smoothing)
-        return logits, distillation_loss(logits, teacher_logits, labels, self.config.label_smoothing)
+        return logits, self.model.loss(logits, labels, self.config.label_smoothing)
 
     def run(
         self,
@@ -439,23 +269,13 @@ class Trainer:
         }
 
     def save_checkpoint(self, path: Path) -> None:
-        """Write the checkpoint beside its final name, then rename: a crash never leaves half a file."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        try:
-            torch.save(self.state_dict(), partial)
-            os.replace(partial, path)
-        except (OSError, RuntimeError) as error:  # a full disk reaches torch.save's writer as a RuntimeError
-            if partial.is_file():
-                partial.unlink()
-            raise ValueError(f"cannot write the checkpoint {path} (disk full or read-only?): {brief(error)}; "
-                             f"the last good checkpoint is kept") from None
+        write_checkpoint(self.state_dict(), path)
 
     @classmethod
     def from_state(cls, state: dict, data: MNISTData, device: torch.device) -> "Trainer":
         """Rebuild a run from a checkpoint's state (see `load_checkpoint`), exactly where it stopped."""
         pieces = Split(**state["pieces"]) if state.get("pieces") else None  # an older checkpoint's run cuts them again
-        trainer = cls(TrainConfig(**state["config"]), data, device, pieces)
+        trainer = cls(from_saved(state["config"]), data, device, pieces)
         trainer.model.load_state_dict(state["model"])
         if trainer.ema:
             trainer.ema.load_state_dict(state["ema"])
@@ -467,40 +287,6 @@ class Trainer:
         trainer.history = [EpochStats(**stats) for stats in state["history"]]
         trainer.best, trainer.stopped = state["best"], state["stopped"]
         return trainer
-
-
-def load_checkpoint(path: Path, device: torch.device) -> dict:
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise ValueError(f"cannot resume: there is no checkpoint at {path}") from None
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as error:
-        raise ValueError(f"cannot resume: {path} is not a readable checkpoint ({error})") from None
-    missing = CHECKPOINT_KEYS - set(state) if isinstance(state, dict) else CHECKPOINT_KEYS
-    if missing:
-        raise ValueError(f"cannot resume: {path} is not a lenet5 training checkpoint (missing {sorted(missing)})")
-    if state.get("pieces") is not None and not stored_pieces_fit(state["pieces"]):
-        raise ValueError(f"cannot resume: the pieces of numbers in {path} are damaged; start the run again")
-    return state
-
-
-def stored_pieces_fit(pieces) -> bool:
-    """A checkpoint's pieces are uint8 [N, 28, 28] images with N labels."""
-    try:
-        images, labels = pieces["images"], pieces["labels"]
-        return images.dtype == torch.uint8 and tuple(images.shape[1:]) == (28, 28) and labels.shape == (len(images),)
-    except (TypeError, KeyError, AttributeError):
-        return False
-
-
-def brief(error: Exception, words: int = 12) -> str:
-    """The start of an error's message, on one line: torch's disk errors run to many lines of C++ context."""
-    return " ".join(str(error).split()[:words]) or type(error).__name__
-
-
-def is_finished(state: dict) -> bool:
-    """Whether a checkpoint's run has trained all it will: what is left is to evaluate and save it."""
-    return state["epoch"] >= state["config"]["epochs"] or bool(state["stopped"])
 
 
 def format_epoch(stats: EpochStats, epochs: int) -> str:

@@ -8,15 +8,7 @@ LeCun et al. (1998, section VI) trained their recogniser to tell a wrong cut fro
 has only seen single centred digits reads two merged digits as one, and is sure of it.
 """
 
-import multiprocessing
-import signal
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import repeat
-from multiprocessing import resource_tracker
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,10 +19,8 @@ from tqdm.auto import tqdm
 from .data import Split
 from .model import RUBBISH
 from .numbers import segment, union_box
-from .preprocessing import to_picture
-
-if TYPE_CHECKING:
-    from multiprocessing.synchronize import Event
+from .decoding import to_picture
+from .workers import worker_map
 
 # How neighbours are set apart, as (fewest, most) MNIST pixels between their ink boxes; below 0 they overlap.
 GAPS = {"separated": (3, 10), "touching": (-1, 0), "overlapping": (-6, -3)}
@@ -116,75 +106,6 @@ def labelled_pieces(number: WrittenNumber, labels: list[int]) -> tuple[list[np.n
 CUT_BLOCK = 256  # numbers drawn, then cut, at a time: the 8,000 of the recipe would hold 155 MB of pictures
 
 
-@contextmanager
-def cutter(workers: int) -> Iterator[Callable]:
-    """`map`, in this process or over a pool of `workers` processes.
-
-    The pool always ends with close() and join(), never terminate(): Pool.terminate can wait forever for
-    its task handler when tasks or results are larger than a pipe holds, as these are (CPython issues
-    #78178 and #96995). On Ctrl-C, or an error in this process, the tasks already queued are skipped
-    instead: the pool finishes once each worker is through the task in hand (two numbers), or through
-    starting up if it was still starting."""
-    if workers <= 1:
-        yield map
-        return
-    context = multiprocessing.get_context("spawn")
-    stop = context.Event()
-    with ctrl_c_held():  # the workers, started now, never see Ctrl-C: it is the parent's to handle
-        pool = context.Pool(workers, initializer=watch, initargs=(stop,))
-    try:
-        yield lambda fn, *iterables: pool.starmap(unless_stopped, zip(repeat(fn), *iterables), chunksize=2)
-    except BaseException:
-        stop.set()
-        raise
-    finally:
-        pool.close()
-        with ctrl_c_held():  # a second Ctrl-C waits for the workers, rather than leave them to terminate()
-            pool.join()
-
-
-_stop: "Event"  # in a cutting worker (given by `watch`): set once the parent has stopped waiting for results
-
-
-def watch(stop: "Event") -> None:
-    """A cutting worker's start: keep the parent's stop flag, and leave Ctrl-C to the parent. On POSIX the
-    worker was started with it blocked (`ctrl_c_held`); a Windows console sends it to every process."""
-    global _stop
-    _stop = stop
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def unless_stopped(fn: Callable, *args: Any) -> Any:
-    """fn(*args) in a cutting worker, or None once the parent has stopped waiting for results."""
-    return None if _stop.is_set() else fn(*args)
-
-
-@contextmanager
-def ctrl_c_held() -> Iterator[None]:
-    """Hold Ctrl-C (SIGINT) back for a while, then deliver it. Processes started meanwhile inherit it
-    blocked, so they never raise KeyboardInterrupt, not even while they import. Ignoring it (SIG_IGN)
-    would protect them as well, but would lose a Ctrl-C pressed meanwhile: the run would go on."""
-    if not hasattr(signal, "pthread_sigmask"):  # Windows
-        yield
-        return
-    # multiprocessing's resource tracker, started with the first pool, unblocks SIGINT once it is up
-    # (multiprocessing/resource_tracker.py): start it before the block.
-    resource_tracker.ensure_running()
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    pressed: list[int] = []
-    if in_main_thread:  # Python's handler: for a Ctrl-C that another thread of the process receives
-        previous_handler = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
-    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGINT, previous_handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)  # one this thread held arrives now
-        if pressed:
-            signal.raise_signal(signal.SIGINT)
-
-
 def number_pieces(digits: Split, count: int, seed: int, progress: bool = True, workers: int = 1) -> Split:
     """`count` numbers of 2 to 4 of the given digits, neighbours separated, touching or overlapping at
     random, cut into their candidate digits: uint8 28x28 pieces labelled with their digit or RUBBISH.
@@ -195,7 +116,7 @@ def number_pieces(digits: Split, count: int, seed: int, progress: bool = True, w
     rng = np.random.default_rng(seed)
     images, labels = digits.images.cpu().numpy(), digits.labels.cpu().numpy()
     fields, targets = [], []
-    with cutter(workers) as cut, tqdm(total=count, desc="cutting numbers into pieces", disable=None if progress else True,
+    with worker_map(workers) as cut, tqdm(total=count, desc="cutting numbers into pieces", disable=None if progress else True,
                                       leave=False) as bar:
         for start in range(0, count, CUT_BLOCK):
             numbers, number_labels = [], []

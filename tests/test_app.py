@@ -165,10 +165,10 @@ def test_a_bad_picture_in_a_batch_leaves_the_others_alone(models, tmp_path):
     (tmp_path / "fake.png").write_text("not a picture")
     images = [str(example_paths()[d]) for d in range(5)]
     images.insert(2, str(tmp_path / "fake.png"))
-    images.append(app.Refused("a request Gradio could not read"))
+    images.append(app.Refused(TypeError("a request Gradio could not read")))
     verdicts, bars, _ = app.read_batch(images, [MODERN] * len(images), models)
     assert [top_label(b) for i, b in enumerate(bars) if i not in (2, 6)] == list("01234")
-    assert "is not an image file" in verdicts[2] and verdicts[6] == "a request Gradio could not read"
+    assert "is not an image file" in verdicts[2] and verdicts[6] == "That request is not a picture this demo can read (TypeError)."
 
 
 def test_a_model_that_cannot_load_falls_back_to_the_bundled_ones(hub):
@@ -229,6 +229,7 @@ def served_app(gradio_temp):
         server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_gradio_client_reads_a_drawn_digit(served_app, tmp_path):
     client = Client(served_app, verbose=False)
     for digit in ("0", "3", "8"):
@@ -253,6 +254,7 @@ def test_gradio_client_uploads(served_app, tmp_path):
         client.predict(handle_file(tmp_path / "huge.png"), api_name="/predict_upload")
 
 
+@pytest.mark.slow
 def test_forty_people_at_once_all_get_their_answer(served_app):
     # Forty people, each with a page of their own (a session), reading at the same moment.
     clients = [Client(served_app, verbose=False) for _ in range(40)]
@@ -298,6 +300,7 @@ def test_server_paths_in_a_request_are_refused_and_nothing_is_copied(served_app,
         assert httpx.get(f"{served_app}/gradio_api/file={path}", timeout=10).status_code in (403, 404)
 
 
+@pytest.mark.slow
 def test_malformed_requests_get_a_sentence_and_the_server_keeps_serving(served_app, tmp_path):
     client = Client(served_app, verbose=False)
     (tmp_path / "truncated.png").write_bytes(example_paths()[1].read_bytes()[:300])
@@ -350,6 +353,7 @@ def test_one_bad_picture_among_simultaneous_requests_fails_no_one(served_app, tm
     assert all("is not an image file" in verdict and not bars for verdict, bars, _ in answers[10:])
 
 
+@pytest.mark.slow
 def test_the_number_endpoints_read_and_hold_against_the_same_hostile_requests(served_app, gradio_temp, tmp_path):
     from test_numbers import number
 

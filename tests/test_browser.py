@@ -22,12 +22,16 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "-
 WIDE = {"viewport": {"width": 1400, "height": 1000}}
 PHONE = {"viewport": {"width": 400, "height": 800}, "has_touch": True, "is_mobile": True, "device_scale_factor": 2}
 READ_TIMEOUT = 30_000  # ms for an answer to show
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+# Every test here drives the demo in Chromium: seconds each, and only where Debian's browser is installed.
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here: apt-get install -y chromium to run them")]
 
 
 @pytest.fixture(scope="module")
 def browser():
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert executable, "the browser tests need Chromium: apt-get install -y chromium"
+    executable = CHROMIUM
     SCREENSHOTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)

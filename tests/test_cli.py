@@ -27,6 +27,7 @@ def run(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_one_epoch_gives_a_real_classifier_and_every_artifact(tmp_path, data_dir, mnist_test):
     out = tmp_path / "run"
     # The recipe's pieces of numbers too, fewer of them: 300 numbers cut into about 3,000 candidate digits.
@@ -58,6 +59,7 @@ def test_one_epoch_gives_a_real_classifier_and_every_artifact(tmp_path, data_dir
 QUICK = ("--epochs", "1", "--val-size", "50000", "--batch-size", "512", "--no-augment", "--pieces", "0")  # 10,000 digits, seconds
 
 
+@pytest.mark.slow
 def test_a_run_stopped_after_its_last_epoch_is_finished_by_resume(tmp_path, data_dir):
     # kill -9 after the last checkpoint, during the saving: the checkpoint and a half-filled staging folder.
     out = tmp_path / "run"
@@ -77,6 +79,7 @@ def test_a_run_stopped_after_its_last_epoch_is_finished_by_resume(tmp_path, data
     assert metrics["command"] == "python train.py --epochs 1 --batch-size 512 --no-augment --val-size 50000 --seed 3 --pieces 0"
 
 
+@pytest.mark.slow
 def test_a_folder_holding_a_run_is_never_overwritten_unasked(tmp_path, data_dir):
     out = tmp_path / "run"
     assert run("train.py", *QUICK, "--data-dir", str(data_dir), "--out", str(out)).returncode == 0
@@ -89,6 +92,7 @@ def test_a_folder_holding_a_run_is_never_overwritten_unasked(tmp_path, data_dir)
     assert json.loads((out / "metrics.json").read_text())["config"]["seed"] == 1
 
 
+@pytest.mark.slow
 def test_where_the_run_writes_is_checked_before_training(tmp_path):
     (tmp_path / "a-file").write_text("")
     blocked = run("train.py", "--out", str(tmp_path / "a-file" / "run"))
@@ -97,16 +101,16 @@ def test_where_the_run_writes_is_checked_before_training(tmp_path):
     assert "training LeNet-5" not in blocked.stdout
 
 
+@pytest.mark.slow
 def test_publishing_flags_without_push_and_abbreviations_are_refused(tmp_path):
     for args in (["--repo-id", "me/x"], ["--private"]):
         refused = run("train.py", *args, "--out", str(tmp_path))
         assert refused.returncode == 2 and "only take effect with --push" in refused.stderr
-    teacher = run("train.py", "--variant", "teacher", "--push", "--out", str(tmp_path))
-    assert teacher.returncode == 2 and "a teacher stays local" in teacher.stderr
     abbreviated = run("train.py", "--pu", "--repo", "me/x", "--out", str(tmp_path))
     assert abbreviated.returncode == 2 and "unrecognized arguments: --pu --repo me/x" in abbreviated.stderr
 
 
+@pytest.mark.slow
 def test_train_py_starts_without_the_heavy_libraries():
     # timm, torchvision and matplotlib cost seconds of start-up; they load when a run uses them, so a
     # mistyped flag is answered at once (and this suite's many train.py subprocesses stay quick).
@@ -139,30 +143,34 @@ def test_a_failed_download_leaves_no_empty_folders_behind(tmp_path, monkeypatch)
     assert list(tmp_path.iterdir()) == [tmp_path / "data"] and not any((tmp_path / "data").iterdir())
 
 
+@pytest.mark.slow
 def test_every_recipe_field_is_a_flag_with_its_help():
     import train
-    from lenet5.training import TrainConfig
+    from lenet5.recipes import FLAG_FIELDS, TrainConfig
 
     help_text = " ".join(run("train.py", "--help").stdout.split())
-    for recipe_field in dataclasses.fields(TrainConfig):
+    assert {f.name for f in dataclasses.fields(TrainConfig)} - {f.name for f in FLAG_FIELDS} == {"preset"}
+    for recipe_field in FLAG_FIELDS:
         name = ("--no-" if recipe_field.type is bool else "--") + recipe_field.name.replace("_", "-")
         assert name in help_text and " ".join(recipe_field.metadata["help"].split()[:4]) in help_text
+    assert "(default: modern/lecun1998: 30; fast: 1; fast-cuda: 2)" in help_text  # each preset's own value
     config = train.config_from_args(train.parse_args(["--variant", "lecun1998", "--epochs", "3", "--no-augment"]), CPU)
-    assert train.reproduce_command(config) == "python train.py --variant lecun1998 --epochs 3 --no-augment"
+    assert train.command(config) == "python train.py --variant lecun1998 --epochs 3 --no-augment"
     config = train.config_from_args(train.parse_args(["--pieces", "0", "--no-stroke-width"]), CPU)
-    assert not config.stroke_width and train.reproduce_command(config) == "python train.py --no-stroke-width --pieces 0"
+    assert not config.stroke_width and train.command(config) == "python train.py --no-stroke-width --pieces 0"
 
 
+@pytest.mark.slow
 def test_a_folder_name_too_long_to_look_up_gets_a_one_line_error(tmp_path, data_dir):
     # pathlib's exists() and is_dir() raise OSError on such a name (os.path's answer False): it was a traceback
     too_long = str(tmp_path / ("a" * 5000))
-    for args in (["--out", too_long], ["--data-dir", too_long, "--out", str(tmp_path / "run")],
-                 ["--teacher", too_long, "--data-dir", str(data_dir), "--out", str(tmp_path / "run")]):
+    for args in (["--out", too_long], ["--data-dir", too_long, "--out", str(tmp_path / "run")]):
         result = run("train.py", "--epochs", "1", *args)
         assert result.returncode == 2 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr, args
     assert not (tmp_path / "run").exists()  # and no empty --out is left behind
 
 
+@pytest.mark.slow
 def test_user_mistakes_get_one_line_errors(tmp_path):
     missing = run("train.py", "--resume", "--out", str(tmp_path))
     assert missing.returncode == 2
@@ -174,6 +182,23 @@ def test_user_mistakes_get_one_line_errors(tmp_path):
         assert no_gpu.returncode == 2 and "sees no CUDA GPU" in no_gpu.stderr
 
 
+@pytest.mark.parametrize("variant", ["modern", "lecun1998"])
+@pytest.mark.parametrize("fast", [False, True], ids=["full", "fast"])
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_every_variant_and_fast_pair_has_a_recipe_or_one_sentence(variant, fast, device):
+    import train
+
+    args = train.parse_args(["--variant", variant, *(["--fast"] * fast)])
+    if variant == "lecun1998" and fast:
+        with pytest.raises(ValueError, match=r"^--fast is the modern LeNet-5's quickest recipe and lecun1998 has none: "
+                                             r"train it with --variant lecun1998, and fewer --epochs for a quick run$"):
+            train.config_from_args(args, torch.device(device))
+        return
+    config = train.config_from_args(args, torch.device(device))  # a device is not needed to choose its recipe
+    expected = {(False, "cpu"): variant, (False, "cuda"): variant, (True, "cpu"): "fast", (True, "cuda"): "fast-cuda"}
+    assert config.preset == expected[fast, device] and config.variant == variant
+
+
 def test_each_variant_trains_with_its_own_recipe_and_flags_win():
     import train
 
@@ -182,18 +207,23 @@ def test_each_variant_trains_with_its_own_recipe_and_flags_win():
     fast = train.config_from_args(train.parse_args(["--fast", "--epochs", "3"]), CPU)
     assert (fast.epochs, fast.optimizer, fast.val_size, fast.augment, fast.ema_decay, fast.pieces) == (3, "muon", 0, False, 0.0, 0)
     assert fast.batch_size == 256
-    # a GPU's step costs the same at any batch: its quickest recipe takes fewer, larger steps (no GPU needed to choose it)
     on_gpu = train.config_from_args(train.parse_args(["--fast"]), torch.device("cuda"))
     assert (on_gpu.epochs, on_gpu.batch_size, on_gpu.lr, on_gpu.optimizer, on_gpu.val_size) == (2, 1024, 3e-2, "muon", 0)
-    taught = train.config_from_args(train.parse_args(["--teacher", "runs/teacher"]), CPU)
-    assert (taught.optimizer, taught.lr, taught.pieces) == ("adam", 5e-3, 0)
-    assert train.reproduce_command(taught) == "python train.py --teacher runs/teacher"
-    wide = train.config_from_args(train.parse_args(["--variant", "teacher", "--width", "64"]), CPU)
-    assert (wide.width, train.reproduce_command(wide)) == (64, "python train.py --variant teacher --width 64")
+    augmented = train.config_from_args(train.parse_args(["--fast", "--augment"]), CPU)
+    assert augmented.augment and train.command(augmented) == "python train.py --fast --augment"
     tuned = train.config_from_args(train.parse_args(["--schedule", "plateau", "--patience", "4", "--optimizer", "adam"]), CPU)
     assert (tuned.schedule, tuned.patience, tuned.optimizer, tuned.lr) == ("plateau", 4, "adam", 0.1)
 
 
+@pytest.mark.slow
+def test_fast_with_the_papers_network_is_refused_in_one_line(tmp_path):
+    refused = run("train.py", "--fast", "--variant", "lecun1998", "--out", str(tmp_path / "run"))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.startswith("error: --fast is the modern LeNet-5's quickest recipe and lecun1998 has none")
+    assert len(refused.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
 def test_the_papers_network_trains_from_the_command_line(tmp_path, data_dir):
     out = tmp_path / "paper"
     result = run("train.py", "--variant", "lecun1998", "--epochs", "1", "--val-size", "50000", "--no-augment",
@@ -207,17 +237,18 @@ def test_the_papers_network_trains_from_the_command_line(tmp_path, data_dir):
     assert smoothing.returncode == 2 and "MAP criterion" in smoothing.stderr and "Traceback" not in smoothing.stderr
 
 
-def test_summary_command_prints_the_layers():
-    result = run("-m", "lenet5", "summary")
-    assert result.returncode == 0, result.stderr
+def test_summary_command_prints_the_layers(capsys):
+    from lenet5.__main__ import main  # what `python -m lenet5 summary` runs, in this process
+
+    assert main(["summary"]) == 0
+    modern = capsys.readouterr().out
     for layer in ("c1", "c3", "c5", "f6", "head"):
-        assert layer in result.stdout
-    assert result.stdout.split()[-2:] == ["61,706", "416,520"]  # parameters, multiply-adds per image
-    paper = run("-m", "lenet5", "summary", "--variant", "lecun1998")
-    assert "TableConv" in paper.stdout and paper.stdout.split()[-2:] == ["60,000", "328,096"]
-    teacher = run("-m", "lenet5", "summary", "--variant", "teacher")  # what distillation learns from
-    assert teacher.stdout.startswith("WideTeacher()") and teacher.stdout.split()[-2:] == ["288,170", "29,128,448"]
-    assert "AdaptiveAvgPool2d  [1, 128, 1, 1]" in teacher.stdout  # the longest layer type keeps its own column
+        assert layer in modern
+    assert modern.split()[-2:] == ["61,706", "416,520"]  # parameters, multiply-adds per image
+    assert main(["summary", "--variant", "lecun1998"]) == 0
+    paper = capsys.readouterr().out
+    assert paper.startswith("LeNet5(variant='lecun1998')") and paper.split()[-2:] == ["60,000", "328,096"]
+    assert "TableConv" in paper and "EuclideanRBF" in paper  # the paper's own layers, each named
 
 
 def test_ci_runs_exactly_the_readme_test_command():
@@ -227,6 +258,7 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert command in readme
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_run_says_how_to_finish_it_and_that_command_does(tmp_path, data_dir):
     out = tmp_path / "run"
     command = [sys.executable, "train.py", "--epochs", "2", "--val-size", "50000", "--batch-size", "512",
@@ -247,6 +279,7 @@ def test_ctrl_c_during_a_run_says_how_to_finish_it_and_that_command_does(tmp_pat
     assert "cutting them into pieces" not in resumed.stdout and " pieces of 50 numbers written with them" in resumed.stdout
 
 
+@pytest.mark.slow
 def test_ctrl_c_before_the_first_epoch_says_to_start_again(tmp_path, data_dir):
     out = tmp_path / "run"
     command = ["train.py", "--epochs", "1", "--pieces", "0", "--data-dir", str(data_dir), "--out", str(out)]
@@ -262,6 +295,7 @@ def test_ctrl_c_before_the_first_epoch_says_to_start_again(tmp_path, data_dir):
     assert not out.exists()  # the folder made for the run is empty: it goes too
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay", [0, 5], ids=["as the workers start", "while they cut"])
 def test_ctrl_c_while_the_numbers_are_cut_in_several_processes_is_one_clean_line(tmp_path, data_dir, delay):
     out = tmp_path / "run"
@@ -281,6 +315,7 @@ def test_ctrl_c_while_the_numbers_are_cut_in_several_processes_is_one_clean_line
     assert "nothing was saved, so start again" in stderr and not out.exists()
 
 
+@pytest.mark.slow
 def test_a_run_that_fails_before_writing_leaves_no_folder(tmp_path, data_dir):
     out = tmp_path / "runs" / "first"
     failed = run("train.py", "--val-size", "59990", "--batch-size", "512", "--pieces", "0", "--data-dir", str(data_dir),

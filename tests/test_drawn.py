@@ -11,7 +11,9 @@ def model():
     return load_model()
 
 
-@pytest.mark.parametrize("style", STYLES)
+# The styles that cost a second or more to draw (JPEG noise, dilation) are in the full suite only.
+@pytest.mark.parametrize("style", [pytest.param(style, marks=pytest.mark.slow) if style in ("photo of paper (JPEG)", "thick pen")
+                                   else style for style in STYLES])
 def test_bundled_model_reads_user_style_drawings(style, model, mnist_test):
     # Test digits the model never trained on, re-drawn the way people draw them: at least 97% per style.
     images, labels = mnist_test.images[:200], mnist_test.labels[:200].tolist()

@@ -16,7 +16,8 @@ from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, constants
 from huggingface_hub.utils import set_client_factory
 from safetensors.torch import load_file, save_file
 
-from lenet5 import LeNet5, hub_client, load_model
+from lenet5 import LeNet5, load_model
+from lenet5 import hub as lenet5_hub
 from lenet5.hub import HubError, hub_username, publish
 
 from conftest import REPO
@@ -30,6 +31,7 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           env={**os.environ, **(env or {})})
 
 
+@pytest.mark.slow
 def test_train_push_then_load_with_the_mixin_and_timm(hub, tmp_path, data_dir):
     out = tmp_path / "run"
     result = run("train.py", "--epochs", "1", "--pieces", "0", "--data-dir", str(data_dir), "--out", str(out),
@@ -55,6 +57,7 @@ def test_train_push_then_load_with_the_mixin_and_timm(hub, tmp_path, data_dir):
     assert "--push" not in metrics["command"]  # the card's reproduce command trains, it does not publish
 
 
+@pytest.mark.slow
 def test_default_repo_is_the_users_lenet5_mnist(hub, tmp_path):
     LeNet5().save_pretrained(tmp_path)
     result = run("-m", "lenet5", "push", str(tmp_path), "--private")
@@ -69,6 +72,7 @@ def test_default_repo_is_the_users_lenet5_mnist(hub, tmp_path):
     [({"HF_TOKEN": "hf_wrong"}, "token was rejected"), ({"HF_TOKEN": ""}, "no Hugging Face token found")],
     ids=["rejected token", "no token"],
 )
+@pytest.mark.slow
 def test_a_bad_login_fails_before_training(hub, tmp_path, env, message):
     out = tmp_path / "run"
     result = run("train.py", "--push", "--out", str(out), env=env)
@@ -78,12 +82,14 @@ def test_a_bad_login_fails_before_training(hub, tmp_path, env, message):
     assert "epoch" not in result.stdout and not out.exists()  # nothing trained
 
 
+@pytest.mark.slow
 def test_an_invalid_repo_id_fails_before_training(hub, tmp_path):
     result = run("train.py", "--push", "--repo-id", "not a repo", "--out", str(tmp_path / "run"))
     assert result.returncode == 2 and "not a valid Hub repo id" in result.stderr
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_a_push_that_breaks_off_keeps_the_run_and_says_how_to_retry(hub, tmp_path, data_dir):
     out = tmp_path / "run"
     hub.fail_commits = True
@@ -197,14 +203,14 @@ def silent_hub(monkeypatch):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
-    monkeypatch.setattr(hub_client, "READ_SECONDS", 2)
+    monkeypatch.setattr(lenet5_hub, "READ_SECONDS", 2)
     monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{listener.getsockname()[1]}")
-    set_client_factory(hub_client.bounded_client)
+    set_client_factory(lenet5_hub.bounded_client)
     try:
         yield
     finally:
         listener.close()
-        set_client_factory(hub_client.bounded_client)
+        set_client_factory(lenet5_hub.bounded_client)
 
 
 def test_a_hub_that_never_answers_gives_one_line_in_bounded_time(silent_hub, tmp_path):
@@ -219,6 +225,7 @@ def test_a_hub_that_never_answers_gives_one_line_in_bounded_time(silent_hub, tmp
     assert time.monotonic() - start < 30
 
 
+@pytest.mark.slow
 def test_offline_a_model_loaded_once_loads_from_the_cache(hub):
     torch.manual_seed(0)
     LeNet5().push_to_hub("tester/cached")
@@ -228,6 +235,7 @@ def test_offline_a_model_loaded_once_loads_from_the_cache(hub):
     assert offline.returncode == 0 and offline.stdout.strip() == "modern", offline.stderr
 
 
+@pytest.mark.slow
 def test_push_to_a_hub_that_never_answers_ends_in_one_line_within_a_minute(tmp_path):
     LeNet5().save_pretrained(tmp_path / "run")
     with socket.socket() as listener:  # accepts every connection (the backlog) and never answers

@@ -6,7 +6,7 @@ from safetensors.torch import load_file, save_file
 
 from lenet5 import LeNet5
 from lenet5.data import to_float
-from lenet5.model import MNIST_MEAN, MNIST_STD
+from lenet5.modern import MNIST_MEAN, MNIST_STD
 from lenet5.summary import layer_table, summary
 
 

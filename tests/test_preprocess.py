@@ -9,7 +9,8 @@ from scipy import ndimage
 
 from lenet5 import NoDigitError, preprocess
 from lenet5.data import to_float
-from lenet5.preprocessing import ImageTooLargeError, array_plane, fit_weights, solid_core, to_picture, working_plane
+from lenet5.decoding import ImageTooLargeError, to_picture
+from lenet5.preprocessing import array_plane, fit_weights, solid_core, working_plane
 
 from conftest import (
     as_black_on_white,

@@ -4,24 +4,29 @@ import warnings
 import pytest
 import torch
 
-from lenet5 import training
-from lenet5.data import MNIST_FILES, MNISTData, Split, load_mnist, random_affine, to_float
-from lenet5.report import describe_recipe
-from lenet5.teacher import load_teacher
-from lenet5.training import (TrainConfig, Trainer, default_config, evaluate, is_finished, load_checkpoint, resolve_device,
-                             training_dtype)
+from lenet5 import recipes, training
+from lenet5.checkpoint import is_finished, load_checkpoint
+from lenet5.data import MNIST_FILES, MNISTData, load_mnist, random_affine, to_float
+from lenet5.recipes import MODERN, describe, recipe, resolve_device, training_dtype
+from lenet5.training import Trainer, evaluate
 
 CPU = torch.device("cpu")
+
+
+def digits_only(**changes):
+    """The modern recipe on single digits (no pieces of numbers: cutting them costs a minute), changed."""
+    return MODERN.but(**{"pieces": 0, **changes})
 
 
 def small(mnist: MNISTData, train: int, val: int) -> MNISTData:
     return MNISTData(train=mnist.train.head(train), val=mnist.val.head(val), test=mnist.test.head(val))
 
 
+@pytest.mark.slow
 def test_a_short_run_clearly_learns(mnist):
     # 200 steps of 128 digits; the held-out digits were never trained on.
     data = small(mnist, train=25_600, val=2_000)
-    result = Trainer(TrainConfig(epochs=1, batch_size=128), data, CPU).run(progress=False)
+    result = Trainer(digits_only(epochs=1, batch_size=128), data, CPU).run(progress=False)
     assert evaluate(result.model, data.val).accuracy > 0.9
     assert result.history[0].val_acc == pytest.approx(evaluate(result.model, data.val).accuracy)
 
@@ -29,7 +34,7 @@ def test_a_short_run_clearly_learns(mnist):
 @pytest.mark.parametrize("optimizer, lr", [("sgd", 0.1), ("muon", 1.5e-2)])
 def test_resume_continues_exactly_where_it_stopped(mnist, tmp_path, optimizer, lr):
     data = small(mnist, train=2_048, val=256)
-    config = TrainConfig(epochs=3, batch_size=128, optimizer=optimizer, lr=lr)
+    config = digits_only(epochs=3, batch_size=128, optimizer=optimizer, lr=lr)
     straight = Trainer(config, data, CPU).run(tmp_path / "straight.pt", progress=False)
 
     interrupted = Trainer(config, data, CPU)
@@ -47,7 +52,7 @@ def test_resume_continues_exactly_where_it_stopped(mnist, tmp_path, optimizer, l
 def test_resume_trains_on_the_pieces_the_checkpoint_kept(mnist, tmp_path, monkeypatch):
     # Cutting the recipe's 8,000 numbers takes a minute or two: a resumed run must not do it again.
     data = small(mnist, train=2_048, val=256)
-    config = TrainConfig(epochs=2, batch_size=128, pieces=30, augment=False, ema_decay=0)
+    config = digits_only(epochs=2, batch_size=128, pieces=30, augment=False, ema_decay=0)
     straight = Trainer(config, data, CPU).run(progress=False)
     interrupted = Trainer(config, data, CPU)
     interrupted.run(tmp_path / "run.pt", progress=False, until_epoch=1)
@@ -76,7 +81,7 @@ def test_checkpoint_problems_are_reported_clearly(mnist, tmp_path):
     with pytest.raises(ValueError, match="not a lenet5 training checkpoint"):
         load_checkpoint(tmp_path / "other.pt", CPU)
     data = small(mnist, train=256, val=64)
-    Trainer(TrainConfig(epochs=1, batch_size=128), data, CPU).run(tmp_path / "done.pt", progress=False)
+    Trainer(digits_only(epochs=1, batch_size=128), data, CPU).run(tmp_path / "done.pt", progress=False)
     assert is_finished(load_checkpoint(tmp_path / "done.pt", CPU))  # --resume saves it (train.py)
     assert not list(tmp_path.glob("*.partial"))  # checkpoints are written whole or not at all
     for damaged in ({"x": 1}, "pieces", {"images": torch.zeros(3, 28, 28), "labels": torch.zeros(3, dtype=torch.long)}):
@@ -87,7 +92,7 @@ def test_checkpoint_problems_are_reported_clearly(mnist, tmp_path):
 
 def test_a_checkpoint_that_cannot_be_written_is_one_error_and_the_last_one_survives(mnist, tmp_path):
     data = small(mnist, train=256, val=64)
-    trainer = Trainer(TrainConfig(epochs=2, batch_size=128), data, CPU)
+    trainer = Trainer(digits_only(epochs=2, batch_size=128), data, CPU)
     trainer.run(tmp_path / "run.pt", progress=False, until_epoch=1)
     good = (tmp_path / "run.pt").read_bytes()
     (tmp_path / "run.pt.partial").mkdir()  # where the next checkpoint would be written cannot take a file
@@ -103,17 +108,50 @@ def test_a_checkpoint_that_cannot_be_written_is_one_error_and_the_last_one_survi
 )
 def test_bad_training_settings_are_rejected(field, value):
     with pytest.raises(ValueError, match=field):
-        TrainConfig(**{field: value})
+        digits_only(**{field: value})
     with pytest.raises(ValueError, match="val_size must be above 0"):
-        TrainConfig(patience=2, val_size=0)
+        digits_only(patience=2, val_size=0)
     with pytest.raises(ValueError, match="MAP criterion"):
-        TrainConfig(variant="lecun1998", label_smoothing=0.1)
+        recipe("lecun1998", label_smoothing=0.1)
+
+
+def test_each_preset_is_complete_and_trains_as_it_is():
+    # TrainConfig has no defaults of its own that could drift from the recipe: a run starts from a preset.
+    with pytest.raises(TypeError):
+        recipes.TrainConfig()
+    assert recipes.PRESETS["modern"].pieces == 8000 and recipes.PRESETS["lecun1998"].label_smoothing == 0.0
+    for name, preset in recipes.PRESETS.items():
+        assert preset.preset == name and preset.but() == preset  # valid on its own, as it is
+    assert recipe("lecun1998").variant == "lecun1998" and recipe("lecun1998").optimizer == "adam"
+    assert recipe("modern", fast=True) == recipes.PRESETS["fast"]
+    assert recipe("modern", fast=True, device="cuda") == recipes.PRESETS["fast-cuda"]
+    assert recipe("modern", fast=True, epochs=3).epochs == 3  # flags win over a preset
+    with pytest.raises(ValueError, match=r"^--fast is the modern LeNet-5's quickest recipe and lecun1998 has none"):
+        recipe("lecun1998", fast=True)
+    with pytest.raises(ValueError, match="variant must be one of modern, lecun1998"):
+        recipe("teacher")
+
+
+def test_the_reproduce_command_rebuilds_the_very_same_recipe():
+    import shlex
+
+    import train
+
+    configs = [recipe("modern"), recipe("lecun1998", epochs=3, augment=False), recipe("modern", fast=True, seed=4),
+               recipe("modern", fast=True, device="cuda", augment=True, pieces=10), digits_only(stroke_width=False)]
+    for config in configs:
+        words = shlex.split(recipes.command(config))
+        assert words[:2] == ["python", "train.py"]
+        args = train.parse_args(words[2:])
+        assert train.config_from_args(args, torch.device(args.device if args.device != "auto" else "cpu")) == config
+    assert recipes.command(recipe("modern")) == "python train.py"
+    assert recipes.command(recipe("modern", fast=True, seed=4)) == "python train.py --fast --seed 4"
 
 
 def test_patience_stops_a_stalled_run_and_keeps_its_best_epoch(mnist, tmp_path):
     # A learning rate far too small: validation accuracy creeps, then stalls on 64 held-out digits.
     data = small(mnist, train=1_024, val=64)
-    config = TrainConfig(epochs=40, batch_size=128, lr=1e-3, schedule="plateau", patience=2, ema_decay=0, augment=False)
+    config = digits_only(epochs=40, batch_size=128, lr=1e-3, schedule="plateau", patience=2, ema_decay=0, augment=False)
     trainer = Trainer(config, data, CPU)
     result = trainer.run(tmp_path / "run.pt", progress=False)
     assert "no better validation accuracy for 2 epochs" in result.stopped
@@ -129,7 +167,7 @@ def test_patience_stops_a_stalled_run_and_keeps_its_best_epoch(mnist, tmp_path):
 
 def test_plateau_schedule_halves_the_rate_when_validation_stalls(mnist):
     data = small(mnist, train=512, val=64)
-    config = TrainConfig(epochs=8, batch_size=128, lr=1e-4, schedule="plateau", ema_decay=0, augment=False)
+    config = digits_only(epochs=8, batch_size=128, lr=1e-4, schedule="plateau", ema_decay=0, augment=False)
     result = Trainer(config, data, CPU).run(progress=False)
     rates = [h.lr for h in result.history]
     assert rates[0] == 1e-4 and min(rates) < 1e-4
@@ -138,21 +176,22 @@ def test_plateau_schedule_halves_the_rate_when_validation_stalls(mnist):
 
 def test_time_budget_stops_cleanly_and_the_run_can_resume(mnist, tmp_path):
     data = small(mnist, train=4_096, val=256)
-    trainer = Trainer(TrainConfig(epochs=50, batch_size=128), data, CPU)
+    trainer = Trainer(digits_only(epochs=50, batch_size=128), data, CPU)
     result = trainer.run(tmp_path / "run.pt", progress=False, time_budget=0.5)
     assert result.stopped.startswith("time budget of 0.5 s used up") and len(result.history) < 50
     state = load_checkpoint(tmp_path / "run.pt", CPU)  # a budget stop can be resumed
     assert state["epoch"] == len(result.history)
     with pytest.raises(ValueError, match="time budget must be a positive number of seconds, got 0"):
-        Trainer(TrainConfig(epochs=1, batch_size=128), data, CPU).run(progress=False, time_budget=0)
+        Trainer(digits_only(epochs=1, batch_size=128), data, CPU).run(progress=False, time_budget=0)
 
 
+@pytest.mark.slow
 def test_adam_muon_and_the_papers_network_train(mnist):
     data = small(mnist, train=12_800, val=1_000)
     # No pieces of numbers here: cutting 8,000 of them would cost two minutes (test_writing trains on them).
-    for config in (default_config("lecun1998", epochs=2, ema_decay=0, augment=False, pieces=0),
-                   TrainConfig(epochs=1, optimizer="adam", lr=3e-3, ema_decay=0),
-                   TrainConfig(epochs=1, optimizer="muon", lr=1.5e-2, ema_decay=0)):
+    for config in (recipe("lecun1998", epochs=2, ema_decay=0, augment=False, pieces=0),
+                   digits_only(epochs=1, optimizer="adam", lr=3e-3, ema_decay=0),
+                   digits_only(epochs=1, optimizer="muon", lr=1.5e-2, ema_decay=0)):
         result = Trainer(config, data, CPU).run(progress=False)
         assert evaluate(result.model, data.val).accuracy > 0.75, config  # 50-100 steps
 
@@ -168,80 +207,16 @@ def test_bf16_is_chosen_by_the_chip_not_by_the_device_type(monkeypatch):
 def test_the_mixed_precision_step_trains_and_hands_back_weights_that_save(mnist, monkeypatch, tmp_path):
     # The bf16 autocast step that GPUs and bf16 CPUs take, forced here whatever this CPU has; the model
     # trains in channels_last and must come back in the layout safetensors can save.
-    monkeypatch.setattr(training, "native_bf16", lambda device: True)
+    monkeypatch.setattr(recipes, "native_bf16", lambda device: True)
     data = small(mnist, train=12_800, val=1_000)
     # AdamW: 100 steps of the default SGD one-cycle, still warming up, left this network at 63-79% (seeds
     # 0-3) on a CPU with AMX, too close to any bound to test the step by; AdamW reached 92.7-93.4% there.
-    trainer = Trainer(TrainConfig(epochs=1, batch_size=128, ema_decay=0, optimizer="adam", lr=3e-3), data, CPU)
+    trainer = Trainer(digits_only(epochs=1, batch_size=128, ema_decay=0, optimizer="adam", lr=3e-3), data, CPU)
     assert trainer.dtype == torch.bfloat16
     result = trainer.run(progress=False)
     assert evaluate(result.model, data.val).accuracy > 0.85  # 100 steps
     result.model.save_pretrained(tmp_path)
     assert torch.equal(type(result.model).from_pretrained(tmp_path).head.weight, result.model.head.weight)
-
-
-def test_a_distilled_network_learns_what_its_teacher_says(mnist, tmp_path):
-    # A teacher taught that every digit is the next one (a 0 is a 1, ..., a 9 is a 0): the student learns
-    # mostly from the teacher's outputs, so on digits neither has seen it follows the teacher, not the labels.
-    data = small(mnist, train=6_400, val=1_000)
-    next_digit = MNISTData(Split(data.train.images, (data.train.labels + 1) % 10), data.val, data.test)
-    recipe = {"epochs": 2, "batch_size": 128, "ema_decay": 0, "augment": False}
-    teacher = Trainer(default_config("teacher", **recipe), next_digit, CPU).run(progress=False)
-    teacher.model.save_pretrained(tmp_path)
-    student = Trainer(default_config(**recipe, teacher=str(tmp_path)), data, CPU).run(progress=False)
-    predictions = evaluate(student.model, data.val).predictions
-    assert (predictions == (data.val.labels + 1) % 10).float().mean() > 0.8
-    with pytest.raises(ValueError, match="is not a folder"):
-        Trainer(TrainConfig(teacher=str(tmp_path / "missing")), data, CPU)
-    student.model.save_pretrained(tmp_path / "lenet5")  # a folder of the wrong network
-    with pytest.raises(ValueError, match="cannot read the teacher in .*Missing key"):
-        Trainer(TrainConfig(teacher=str(tmp_path / "lenet5")), data, CPU)
-    with pytest.raises(ValueError, match="distils the modern LeNet-5"):
-        TrainConfig(variant="lecun1998", label_smoothing=0.0, teacher=str(tmp_path))
-
-
-def test_a_student_learns_from_an_ensemble_of_teachers_of_any_width(mnist, tmp_path):
-    # Two narrow teachers, both taught that every digit is the next one, named together: the ensemble's
-    # logits are the mean of theirs, each rebuilt at the width its config.json records, and the student follows them.
-    data = small(mnist, train=6_400, val=1_000)
-    next_digit = MNISTData(Split(data.train.images, (data.train.labels + 1) % 10), data.val, data.test)
-    recipe = {"epochs": 2, "batch_size": 128, "ema_decay": 0, "augment": False}
-    folders = []
-    for seed, width in ((0, 8), (1, 12)):
-        teacher = Trainer(default_config("teacher", **recipe, width=width, seed=seed), next_digit, CPU).run(progress=False)
-        teacher.model.save_pretrained(tmp_path / f"teacher{seed}")
-        folders.append(str(tmp_path / f"teacher{seed}"))
-    ensemble = load_teacher(",".join(folders), CPU)
-    assert [member.net[0].out_channels for member in ensemble.members] == [8, 12]
-    x = to_float(data.val.images[:50]).contiguous(memory_format=torch.channels_last)
-    mean = (load_teacher(folders[0], CPU)(x) + load_teacher(folders[1], CPU)(x)) / 2
-    torch.testing.assert_close(ensemble(x), mean)
-    student = Trainer(default_config(**recipe, teacher=",".join(folders)), data, CPU).run(progress=False)
-    assert (evaluate(student.model, data.val).predictions == (data.val.labels + 1) % 10).float().mean() > 0.8
-    with pytest.raises(ValueError, match="names an empty folder"):
-        Trainer(TrainConfig(teacher=folders[0] + ",,"), data, CPU)
-    with pytest.raises(ValueError, match="width sets the teacher's size"):
-        TrainConfig(width=64)
-
-
-def test_a_teacher_too_wide_to_build_is_refused_before_any_memory_is_asked_for(tmp_path):
-    # width 100000 asked torch for 360 GB and ended in a traceback; a folder can claim such a width too
-    with pytest.raises(ValueError, match="width must be at least 1 and at most 256"):
-        TrainConfig(variant="teacher", width=100_000)
-    (tmp_path / "config.json").write_text('{"width": 100000, "num_classes": 10}')
-    (tmp_path / "model.safetensors").write_bytes(b"")
-    with pytest.raises(ValueError, match="cannot read the teacher in .*at most 256"):
-        load_teacher(str(tmp_path), CPU)
-
-
-def test_a_folder_without_config_json_is_no_teacher_and_says_so_in_one_line(tmp_path, capfd):
-    # huggingface_hub logged "config.json not found in ..." above the error for any such folder (/etc, say)
-    (tmp_path / "model.safetensors").write_bytes(b"")
-    with pytest.raises(ValueError, match=r"the teacher .* has no config\.json"):
-        load_teacher(str(tmp_path), CPU)
-    assert capfd.readouterr().err == ""
-    with pytest.raises(ValueError, match="is not a folder"):
-        load_teacher("a" * 5000, CPU)  # too long for any file system to look up: pathlib raised OSError on it
 
 
 def test_device_choice():
@@ -278,14 +253,14 @@ def test_stroke_width_can_be_left_out_of_the_augmentation(mnist):
     data = small(mnist, train=256, val=64)
     x = to_float(data.train.images[:128])
     affine_only = random_affine(x, torch.Generator().manual_seed(7))
-    torch.testing.assert_close(Trainer(TrainConfig(stroke_width=False, seed=7), data, CPU).augmented(x), affine_only)
-    restroked = Trainer(TrainConfig(seed=7), data, CPU).augmented(x)
+    torch.testing.assert_close(Trainer(digits_only(stroke_width=False, seed=7), data, CPU).augmented(x), affine_only)
+    restroked = Trainer(digits_only(seed=7), data, CPU).augmented(x)
     ink = lambda batch: batch.sum(dim=(1, 2, 3))  # noqa: E731
     assert ((ink(restroked) / ink(affine_only) - 1).abs() > 0.1).float().mean() > 0.5
-    assert "scale augmentation" in describe_recipe(TrainConfig(stroke_width=False))
-    assert "scale/stroke-width augmentation" in describe_recipe(TrainConfig())
+    assert "scale augmentation" in describe(MODERN.but(stroke_width=False))
+    assert "scale/stroke-width augmentation" in describe(MODERN)
     with pytest.raises(ValueError, match="needs augment on"):
-        TrainConfig(augment=False, stroke_width=False)
+        MODERN.but(augment=False, stroke_width=False)
 
 
 def test_validation_split_is_fixed_and_disjoint(data_dir):
@@ -315,7 +290,7 @@ def test_the_saved_report_reuses_the_test_evaluation(mnist, tmp_path):
     from lenet5.report import build_metrics, save_run
 
     data = small(mnist, train=2_560, val=500)
-    result = Trainer(TrainConfig(epochs=1, batch_size=128, ema_decay=0), data, CPU).run(progress=False)
+    result = Trainer(digits_only(epochs=1, batch_size=128, ema_decay=0), data, CPU).run(progress=False)
     test = evaluate(result.model, data.test)
     assert torch.allclose(test.probabilities.sum(1), torch.ones(len(data.test)))
     assert torch.equal(test.probabilities.argmax(1), test.predictions)

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from lenet5 import LeNet5, load_model, writing
+from lenet5 import LeNet5, load_model, workers, writing
 from lenet5.data import MNISTData, to_float
 from lenet5.model import RUBBISH
-from lenet5.training import TrainConfig, Trainer, evaluate
+from lenet5.recipes import MODERN
+from lenet5.training import Trainer, evaluate
 from lenet5.writing import GAPS, compose, labelled_pieces, number_pieces
 
 CPU = torch.device("cpu")
@@ -66,13 +67,14 @@ def noted(folder: str, presses: int, task: int) -> None:
     time.sleep(0.3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("presses", [1, 2])
 def test_ctrl_c_while_cutting_skips_the_queued_cuts_and_the_workers_end_by_themselves(tmp_path, presses):
     # The pool is closed and joined, never terminated (Pool.terminate can wait forever for its task
     # handler, CPython #96995), so the cuts queued behind a Ctrl-C must be skipped: a join would run them
     # all. A second Ctrl-C, pressed while the workers finish their cuts in hand, must not cut the join short.
     with pytest.raises(KeyboardInterrupt):
-        with writing.cutter(2) as cut:
+        with workers.worker_map(2) as cut:
             list(cut(noted, [str(tmp_path)] * 40, [presses] * 40, range(40)))
     assert 1 <= len(list(tmp_path.iterdir())) <= 8
     assert not multiprocessing.active_children()
@@ -104,11 +106,12 @@ def test_a_wrong_cut_is_taught_as_no_digit_by_either_network():
         float(torch.nn.functional.cross_entropy(scores, torch.tensor([10, 10]))))
 
 
+@pytest.mark.slow
 def test_training_on_pieces_of_numbers_makes_the_network_doubt_wrong_cuts(mnist):
     data = MNISTData(train=mnist.train.head(6_400), val=mnist.val.head(1_000), test=mnist.test.head(1_000))
-    recipe = {"epochs": 2, "batch_size": 128, "ema_decay": 0, "augment": False}
-    plain = Trainer(TrainConfig(**recipe), data, CPU).run(progress=False).model
-    trainer = Trainer(TrainConfig(**recipe, pieces=400), data, CPU)
+    recipe = MODERN.but(epochs=2, batch_size=128, ema_decay=0, augment=False, pieces=0)
+    plain = Trainer(recipe, data, CPU).run(progress=False).model
+    trainer = Trainer(recipe.but(pieces=400), data, CPU)
     assert len(trainer.train_split) > len(data.train) and (trainer.train_split.labels == RUBBISH).any()
     taught = trainer.run(progress=False)
     assert 0.9 < taught.history[-1].train_acc <= 1  # measured on the digits: a wrong cut has no right answer
@@ -120,9 +123,6 @@ def test_training_on_pieces_of_numbers_makes_the_network_doubt_wrong_cuts(mnist)
     assert evaluate(taught.model, data.val).accuracy > 0.9
 
 
-@pytest.mark.parametrize("settings, match", [({"pieces": -1}, "pieces must be 0"),
-                                             ({"pieces": 10, "teacher": "folder"}, "not with a teacher"),
-                                             ({"pieces": 10, "variant": "teacher"}, "not with a teacher")])
-def test_bad_pieces_settings_are_rejected(settings, match):
-    with pytest.raises(ValueError, match=match):
-        TrainConfig(**settings)
+def test_a_negative_count_of_pieces_is_rejected():
+    with pytest.raises(ValueError, match="pieces must be 0"):
+        MODERN.but(pieces=-1)
