@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from examples.digits import example_paths
 from lenet5 import LeNet5, NumberReading, load_model, read_number
-from lenet5.gradio_io import CSS, PICK_BRUSH, Canvas, ReaderBlocks, Refused
+from lenet5.gradio_io import CSS, PICK_BRUSH, Canvas, ReaderBlocks, Refused, press_trash
 from lenet5.hub import bundled_variants
 from lenet5.inference import Reading, read_digits
 from lenet5.visualize import boxed_number, digit_row, feature_grid, input_picture, png_data_uri
@@ -273,7 +273,7 @@ def build_demo(model_source: str | None = None) -> gr.Blocks:
         network.change(partial(read_visible, models=models), [visible_tab, canvas, upload, network], outputs,
                        api_name=False, show_progress="hidden", cancels=[drawn, uploaded])
         # No progress overlay for Clear: left over the pad, it took every click until the page was reloaded.
-        clear.click(lambda: (None, None, START, None, ""), None, [canvas, upload, *outputs], api_name=False,
+        clear.click(lambda: (None, START, None, ""), None, [upload, *outputs], js=press_trash("canvas"), api_name=False,
                     show_progress="hidden")
         read_numbers = partial(read_number_batch, models=models)
         number_outputs = [number_text, number_pictures]
@@ -283,8 +283,8 @@ def build_demo(model_source: str | None = None) -> gr.Blocks:
                                                api_name="read_number_upload", **events)
         network.change(partial(read_number_one, models=models), [number_canvas, network], number_outputs,
                        api_name=False, show_progress="hidden", cancels=[number_drawn, number_uploaded])
-        number_clear.click(lambda: (None, None, NUMBER_START, ""), None, [number_canvas, number_upload, *number_outputs],
-                           api_name=False, show_progress="hidden")
+        number_clear.click(lambda: (None, NUMBER_START, ""), None, [number_upload, *number_outputs],
+                           js=press_trash("number-canvas"), api_name=False, show_progress="hidden")
     return demo.queue(default_concurrency_limit=4)
 
 

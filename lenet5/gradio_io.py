@@ -21,6 +21,15 @@ PICK_BRUSH = """() => {
                                                       attributeFilter: ["class"]});
   pick();
 }"""
+
+
+def press_trash(elem_id: str) -> str:
+    """The page's own Clear, as JavaScript: press the pad's trash icon. Setting the pad's value to None from
+    Python clears it once only: Gradio skips a value equal to the one it last sent, so from the second
+    press on the old strokes stayed on the pad and were read with the next digit."""
+    return f"""() => {{ document.querySelector('#{elem_id} button[aria-label="Clear canvas"]')?.click(); }}"""
+
+
 # A phone draws with a finger: the canvas takes the touch instead of scrolling the page under it.
 CSS = ".drawing-pad canvas { touch-action: none; }"
 

@@ -5,11 +5,14 @@ Needs Debian's `chromium` (.ci/run installs it) and the playwright package; no b
 Screenshots are saved in tests/screenshots/ to look at.
 """
 
+import io
 import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
 
 from examples.digits import CANVAS, STROKES, example_paths
@@ -230,3 +233,68 @@ def test_a_number_written_with_the_mouse_is_read(page):
     page.screenshot(path=SCREENSHOTS / "number.png", full_page=True)
     page.locator("#number-clear").click()
     expect(page.locator("#number-text")).to_have_text("Write a number.", timeout=15_000)
+
+
+def clear_with(page: Page, way: str, pad: str = "#canvas", button: str = "#clear") -> None:
+    """Clear the drawing as people do: the page's Clear button, or the pad's own trash icon."""
+    page.locator(button if way == "Clear" else f'{pad} button[aria-label="Clear canvas"]').click()
+
+
+def dark_pixels(page: Page, pad: str = "#canvas") -> int:
+    """How many pixels of the pad look inked, from a screenshot of it as the visitor sees it."""
+    shot = Image.open(io.BytesIO(page.locator(f"{pad} canvas").first.screenshot())).convert("L")
+    return int((np.asarray(shot) < 128).sum())
+
+
+def expect_blank_pad(page: Page, pad: str = "#canvas") -> None:
+    for _ in range(20):
+        if dark_pixels(page, pad) < 1_000:  # a blank pad's frame shows about 250; a digit's strokes 12,000 or more
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError(f"the pad {pad} still shows {dark_pixels(page, pad)} dark pixels after clearing")
+
+
+def test_every_clear_empties_the_canvas_and_each_new_digit_is_read_alone(page):
+    # Gradio ignores a value set to what it last set: from the second press on, Clear used to reset the
+    # answer and leave the old strokes on the pad, so the next digit was read together with them.
+    for digit, way in zip("37102", ["Clear", "Clear", "trash", "Clear", "Clear"]):
+        draw(page, digit)
+        expect_read(page, digit)
+        clear_with(page, way)
+        if way == "Clear":
+            expect_cleared(page)
+        expect_blank_pad(page)
+        page.wait_for_timeout(700)  # a look at the empty pad before the next digit
+    draw(page, "4")
+    expect_read(page, "4")
+
+
+def write_number(page: Page, number: str) -> None:
+    """A number written with the mouse on the Number tab's pad, each digit in its own 280-pixel third."""
+    pad = page.locator("#number-canvas canvas").first
+    zoom = float(page.locator("#number-canvas .zoom-number span").inner_text().rstrip("%")) / 100
+    box = pad.bounding_box()
+    left, top = box["x"] + box["width"] / 2 - 420 * zoom, box["y"] + box["height"] / 2 - 140 * zoom
+    for slot, digit in enumerate(number):
+        for stroke in STROKES[digit]:
+            page.mouse.move(left + (slot * 280 + stroke[0][0]) * zoom, top + stroke[0][1] * zoom)
+            page.mouse.down()
+            for x, y in stroke[1:]:
+                page.mouse.move(left + (slot * 280 + x) * zoom, top + y * zoom, steps=2)
+            page.mouse.up()
+
+
+def test_every_clear_of_the_number_pad_empties_it(page):
+    page.get_by_role("tab", name="Number").click()
+    page.locator("#number-canvas canvas").first.wait_for()
+    page.wait_for_timeout(1_000)
+    for number, way in zip(["31", "7", "40", "2"], ["Clear", "trash", "Clear", "Clear"]):
+        write_number(page, number)
+        expect(page.locator("#number-text")).to_contain_text(f"It reads {number}:", timeout=READ_TIMEOUT)
+        clear_with(page, way, "#number-canvas", "#number-clear")
+        if way == "Clear":
+            expect(page.locator("#number-text")).to_have_text("Write a number.", timeout=15_000)
+        expect_blank_pad(page, "#number-canvas")
+        page.wait_for_timeout(700)
+    write_number(page, "9")
+    expect(page.locator("#number-text")).to_contain_text("It reads 9:", timeout=READ_TIMEOUT)
