@@ -110,7 +110,7 @@ def load_demo_models(source: str | None) -> tuple[dict[str, LeNet5], str]:
     per network in the terminal. A model that fails to load is left out, in one line in the terminal and one
     sentence on the page; the bundled ones are always there to compare."""
     models: dict[str, LeNet5] = {}
-    line = "Network: the bundled LeNet-5s; pick one to see how the other reads the same digit."
+    line = ""  # the bundled networks need no word: the choice of network shows them
     if source:
         try:
             models[source] = load_model(source)
@@ -227,8 +227,8 @@ def build_demo(model_source: str | None = None) -> gr.Blocks:
     models, model_line = load_demo_models(model_source)
     read = partial(read_batch, models=models)
     with ReaderBlocks(title="LeNet-5 digit reader", delete_cache=CACHE_LIFETIME) as demo:
-        gr.Markdown(INTRO)
-        gr.Markdown(model_line, elem_id="model-line")
+        gr.Markdown(INTRO, elem_id="intro")
+        gr.Markdown(model_line, elem_id="model-line", visible=bool(model_line))
         visible_tab = gr.State("draw")
         network = gr.Radio(list(models), value=next(iter(models)), label="Network", elem_id="network")
         with gr.Tab("One digit"):

@@ -30,8 +30,17 @@ def press_trash(elem_id: str) -> str:
     return f"""() => {{ document.querySelector('#{elem_id} button[aria-label="Clear canvas"]')?.click(); }}"""
 
 
-# A phone draws with a finger: the canvas takes the touch instead of scrolling the page under it.
-CSS = ".drawing-pad canvas { touch-action: none; }"
+# A phone draws with a finger: the canvas takes the touch instead of scrolling the page under it. On a
+# phone's first screen (390x844) the whole pad and the top of the answer must fit: the introduction keeps
+# its title only, and the choice of network moves below the tabs.
+CSS = """
+.drawing-pad canvas { touch-action: none; }
+@media (max-width: 640px) {
+  #intro p { display: none; }
+  #intro h1 { font-size: 1.6rem; margin: 0; }
+  .form:has(> #network) { order: 1; }
+}
+"""
 
 
 class Refused:

@@ -23,7 +23,7 @@ SCREENSHOTS = Path(__file__).parent / "screenshots"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
 WIDE = {"viewport": {"width": 1400, "height": 1000}}
-PHONE = {"viewport": {"width": 400, "height": 800}, "has_touch": True, "is_mobile": True, "device_scale_factor": 2}
+PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True, "device_scale_factor": 2}
 READ_TIMEOUT = 30_000  # ms for an answer to show
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -199,16 +199,21 @@ def test_switching_networks_mid_drawing_then_finishing_the_digit(page):
     assert "It is a 4" in settled_verdict(page)
 
 
-def test_a_phone_keeps_the_answer_under_the_canvas_and_reads_a_finger(browser, served_app):  # noqa: F811
+def test_a_phones_first_screen_shows_the_whole_pad_and_the_answer_and_reads_a_finger(browser, served_app):  # noqa: F811
     page = visit(browser, served_app, PHONE)
     try:
         draw_with_a_finger(page, "7")
         expect_read(page, "7")
-        canvas, verdict, bars = (page.locator(s).first.bounding_box() for s in ("#canvas", "#verdict", "#bars"))
-        examples, insides = (page.locator(s).first.bounding_box() for s in ("#examples", "#insides"))
-        assert canvas["y"] + canvas["height"] <= verdict["y"] < bars["y"] < min(examples["y"], insides["y"])
-        assert bars["y"] + bars["height"] - canvas["y"] < 2 * PHONE["viewport"]["height"]  # within reach
-        page.screenshot(path=SCREENSHOTS / "phone.png", full_page=True)
+        screen = PHONE["viewport"]["height"]
+        canvas, verdict, first_bar, examples = (page.locator(s).first.bounding_box() for s in
+                                                ("#canvas", "#verdict", "#bars .confidence-set", "#examples"))
+        assert 0 <= canvas["y"] and canvas["y"] + canvas["height"] <= verdict["y"]  # the whole pad, then the answer
+        assert first_bar["y"] + first_bar["height"] <= screen, "the first bar is below the fold"
+        assert examples["y"] > first_bar["y"]  # the example tiles come after the answer
+        assert page.evaluate("window.scrollY") == 0  # all of it without scrolling
+        page.screenshot(path=SCREENSHOTS / "phone.png")
+        page.locator("#network").get_by_text("LeCun et al. 1998").click()  # still there, below the tabs
+        expect(page.locator("#verdict")).to_contain_text("It is a 7", timeout=READ_TIMEOUT)
     finally:
         page.context.close()
 
