@@ -159,6 +159,7 @@ class LeCun1998Features(nn.Module):
         # 400 inputs, so it runs as a dense layer (same 48,120 parameters, much faster than a convolution).
         self.c5 = nn.Linear(16 * 5 * 5, 120, **dd)
         self.f6 = nn.Linear(120, 84, **dd)
+        self.depth = 4  # the stages that run, C1, C3, C5 and F6: timm's pruning keeps fewer
         if self.c1.weight.device.type != "meta":  # a model built on the meta device has no values to set
             self.reset_parameters()
 
@@ -182,12 +183,16 @@ class LeCun1998Features(nn.Module):
                 module.bias.zero_()
 
     def forward_intermediates(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """F6 as 84 maps of 1x1, and the C1, C3 and C5 states on the way."""
-        c1 = squash(self.c1(scale_input(x)))  # (B, 6, 28, 28)
-        c3 = squash(self.c3(squash(self.s2(c1))))  # (B, 16, 10, 10)
-        c5 = squash(self.c5(squash(self.s4(c3)).flatten(1)))  # (B, 120)
-        f6 = squash(self.f6(c5))  # (B, 84)
-        return f6[:, :, None, None], [c1, c3, c5[:, :, None, None]]
+        """The features' end (F6 as 84 maps of 1x1, or the last stage kept) and the C1, C3 and C5 states on
+        the way."""
+        taps = [squash(self.c1(scale_input(x)))]  # (B, 6, 28, 28)
+        if self.depth > 1:
+            taps.append(squash(self.c3(squash(self.s2(taps[0])))))  # (B, 16, 10, 10)
+        if self.depth > 2:
+            taps.append(squash(self.c5(squash(self.s4(taps[1])).flatten(1)))[:, :, None, None])  # (B, 120, 1, 1)
+        if self.depth > 3:
+            return squash(self.f6(taps[2].flatten(1)))[:, :, None, None], taps
+        return taps[-1], taps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_intermediates(x)[0]

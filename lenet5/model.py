@@ -52,6 +52,8 @@ def pretrained_cfg(num_classes: int = 10, in_chans: int = 1) -> dict:
     return cfg
 
 
+# What each stage of the features holds, for pruning: C1, C3, C5, then F6, the features' end after the last tap
+STAGE_MODULES = {"modern": (("c1",), ("c3",), ("c5",), ("f6",)), "lecun1998": (("c1",), ("s2", "c3"), ("s4", "c5"), ("f6",))}
 POOL_TYPES = ("avg", "max", "avgmax", "")  # F6 is 84 maps of 1x1: every global pooling is a flatten
 FEATURE_INFO = [  # the C1, C3 and C5 stages for timm's features_only / forward_intermediates
     {"num_chs": 6, "reduction": 1, "module": "features.c1"},
@@ -148,17 +150,28 @@ class LeNet5(
         return picked if intermediates_only else (final, picked)
 
     def prune_intermediate_layers(self, indices: int | list[int] = 3, prune_norm: bool = False, prune_head: bool = True):
-        """timm's hook for features_only: the stages are few and cheap, so only the head goes."""
+        """timm's hook for features_only: the stages after the last one taken go, so that forward_features
+        ends at that tap, and with `prune_head` the classifier and F6 before it (F6 stays, the features' end,
+        when C5 is taken and the head kept). LeNet-5 has no final norm: `prune_norm` changes nothing."""
+        take = stage_indices(indices, min(self.features.depth, len(FEATURE_INFO)))
+        depth = max(take) + 1 + (max(take) == len(FEATURE_INFO) - 1 and not prune_head)
+        if depth < self.features.depth:
+            for stage in STAGE_MODULES[self.variant][depth:]:
+                for name in stage:
+                    setattr(self.features, name, nn.Identity())
+            self.features.depth = depth
+            self.feature_info = self.feature_info[:depth]
+            self.num_features = self.head_hidden_size = FEATURE_INFO[depth - 1]["num_chs"]
         if prune_head:
             self.reset_classifier(0, "")
-        return stage_indices(indices, len(FEATURE_INFO))
+        return take
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)  # (B, 84, 1, 1): F6
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        if self.global_pool:
-            x = x.flatten(1)  # (B, 84)
+        if self.global_pool:  # F6 and C5 are maps of 1x1, where every pooling is a flatten; C1's and C3's are larger
+            x = x.flatten(1) if self.features.depth > 2 else global_pool(x, self.global_pool)
         x = self.head_drop(x)
         if pre_logits:
             return x
@@ -251,6 +264,15 @@ class LeNet5(
         if broken:
             raise ValueError(f"weights of {model_id} hold NaN or infinite values ({', '.join(broken[:3])})")
         return model
+
+
+def global_pool(x: torch.Tensor, kind: str) -> torch.Tensor:
+    """timm's global poolings of [B, C, H, W] maps to [B, C]."""
+    if kind == "max":
+        return x.amax((2, 3))
+    if kind == "avgmax":
+        return 0.5 * (x.mean((2, 3)) + x.amax((2, 3)))
+    return x.mean((2, 3))
 
 
 def check_count(name: str, value: object, minimum: int, maximum: int) -> None:

@@ -111,3 +111,32 @@ def test_pretrained_with_another_class_count_keeps_the_trained_features(name):
     model = timm.create_model(name, pretrained=True, num_classes=47)
     assert model(torch.rand(2, 1, 28, 28)).shape == (2, 47)
     assert torch.equal(model.features.c5.weight, trained.features.c5.weight)
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_pruning_to_a_tap_ends_the_features_there_and_leaves_no_unused_weight(name):
+    # timm's features_only and its test_prune_intermediate_layers_contract: after pruning to tap i the
+    # features end at tap i, the stages beyond it are gone (no weight without a gradient), the taps kept
+    # are the unpruned model's, and pruning at the last tap with the head kept changes no output.
+    import copy
+
+    model = timm.create_model(name, pretrained=True).eval()
+    x = torch.rand(2, 1, 28, 28)
+    with torch.no_grad():
+        expected, taps = model(x), model.forward_intermediates(x, intermediates_only=True)
+        kept = copy.deepcopy(model)
+        kept.prune_intermediate_layers([2], prune_head=False)
+        torch.testing.assert_close(kept(x), expected)
+    for i in range(3):
+        pruned = copy.deepcopy(model)
+        take = pruned.prune_intermediate_layers([i], prune_norm=True)
+        with torch.no_grad():
+            torch.testing.assert_close(pruned.forward_intermediates(x, indices=take, intermediates_only=True)[0], taps[i])
+            torch.testing.assert_close(pruned.forward_features(x), taps[i])
+        assert pruned.num_features == [6, 16, 120][i] and len(pruned.feature_info) == i + 1
+        pruned.train()
+        features = pruned.forward_intermediates(x, indices=take, intermediates_only=True)
+        (sum(f.sum() for f in features) + pruned.forward_features(x).sum()).backward()
+        assert [n for n, p in pruned.named_parameters() if p.grad is None] == []
+        pruned.reset_classifier(0, "avg")  # pooled features of the tap, as timm pools any model's
+        torch.testing.assert_close(pruned(x), pruned.forward_features(x).mean((2, 3)))
