@@ -11,7 +11,8 @@ model; the two take turns, call by call, so that the ratio holds however the mac
 A number is 2026 drawn on an 840x280 canvas, read by `read_number`, and the worst number is 40 small
 rings packed together, the most candidates a picture can make. The bomb is a 13000x13000 PNG (a few kB
 on disk) read as a canvas would send it: time and extra peak memory of the refusal. Throughput is the
-network alone on ready 28x28 batches, in images per second.
+network alone on ready 28x28 batches, in images per second. Last, the network exported to ONNX
+(`LeNet5.export_onnx`) in onnxruntime beside eager PyTorch, both on one thread, calls taking turns.
 """
 
 import argparse
@@ -141,6 +142,33 @@ def throughput(model: torch.nn.Module, device: torch.device, batch: int, seconds
     return done / (time.perf_counter() - start)
 
 
+def onnx_rows(repeats: int) -> None:
+    """Each network alone, in onnxruntime and in eager PyTorch, both on one thread, at batch 1 and 256."""
+    try:
+        import onnxruntime
+    except ImportError:
+        print("onnxruntime: not installed (pip install onnxruntime onnx onnxscript)")
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    print(f"{'one thread':<28}{'variant':<11}{'batch':>6}{'onnxruntime ms':>16}{'PyTorch ms':>12}{'PyTorch/onnxruntime':>21}")
+    with tempfile.TemporaryDirectory() as folder, torch.inference_mode():
+        for variant in VARIANTS:
+            model = load_model(variant)
+            session = onnxruntime.InferenceSession(str(model.export_onnx(Path(folder) / f"{variant}.onnx")), options,
+                                                   providers=["CPUExecutionProvider"])
+            for batch in (1, 256):
+                x = torch.rand(batch, 1, 28, 28)
+                pixels = {"pixels": x.numpy()}
+                runtime, eager = (statistics.median(t) for t in time_interleaved(
+                    [lambda _: session.run(None, pixels), lambda _: model(x)], [None], max(20, repeats // (1 + batch // 8))))
+                print(f"{'CPU, onnxruntime ' + onnxruntime.__version__:<28}{variant:<11}{batch:>6}{runtime * 1e3:>16.3f}"
+                      f"{eager * 1e3:>12.3f}{eager / runtime:>20.1f}x")
+    torch.set_num_threads(threads)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=1000, help="timed predict() calls per device (default: %(default)s)")
@@ -177,6 +205,7 @@ def main() -> None:
             rates = [throughput(model, device, batch) for batch in (1, 256, 4096)]
             print(f"{describe_device(device):<28}{variant:<11}{cpu_preprocess * 1e3:>15.3f}{p50 * 1e3:>13.3f}"
                   f"{p95 * 1e3:>13.3f}" + "".join(f"{rate:>{w},.0f}" for rate, w in zip(rates, (11, 13, 14))))
+    onnx_rows(args.repeats)
 
 if __name__ == "__main__":
     main()

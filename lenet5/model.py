@@ -221,6 +221,12 @@ class LeNet5(
             "pretrained_cfg": pretrained_cfg(self.num_classes, self.in_chans),
         }
 
+    def export_onnx(self, path: str | Path) -> Path:
+        """This network as an ONNX file with a dynamic batch (lenet5.export, which needs onnx and onnxscript)."""
+        from .export import export_onnx  # PyTorch's exporter costs seconds to import: only when used
+
+        return export_onnx(self, path)
+
     def push_to_hub(self, repo_id: str, *, model_card_kwargs: dict | None = None, **kwargs):
         """The mixin's push, with a card whose loading snippets name this repo."""
         card_kwargs = {"repo_id": repo_id, **(model_card_kwargs or {})}
