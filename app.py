@@ -6,40 +6,38 @@
 """
 
 import argparse
+import json
 import os
 import sys
+from collections.abc import Callable
 from functools import partial
 
 import gradio as gr
 import numpy as np
+from gradio.data_classes import FileData
 from gradio.exceptions import InvalidPathError
 from pydantic import ValidationError
 
 from examples.digits import example_paths
 from lenet5 import LeNet5, NumberReading, load_model, read_number
-from lenet5.gradio_io import CSS, PICK_BRUSH, Canvas, ReaderBlocks, Refused, press_trash
+from lenet5.gradio_io import CSS, PICK_BRUSH, ReaderBlocks, Refused, drawing_pad, is_empty, press_trash
 from lenet5.hub import bundled_variants
 from lenet5.inference import Reading, read_digits
-from lenet5.visualize import boxed_number, digit_row, feature_grid, input_picture, png_data_uri
+from lenet5.visualize import boxed_number, digit_row, feature_grid, html_figure, input_picture
 
 MAX_BATCH = 32  # simultaneous requests are read in one forward pass
 UNSURE_BELOW = 0.6  # a top probability under this is shown as a guess, not an answer
-# A photo of a digit needs no more than 10 MB; bigger uploads are refused by Gradio before they are stored.
-LAUNCH_OPTIONS = {"max_file_size": "10mb", "js": PICK_BRUSH, "css": CSS}
+# Uploads over 10 MB are refused by Gradio before they are stored; agents get `agent_tools` at /gradio_api/mcp/.
+LAUNCH_OPTIONS = {"max_file_size": "10mb", "js": PICK_BRUSH, "css": CSS, "mcp_server": True}
 START = "Draw a digit."
 CACHE_LIFETIME = (600, 1800)  # every 10 minutes, delete uploads and outputs older than 30 minutes
-
 INTRO = """# LeNet-5 reads your handwriting
-Draw a digit on the canvas, or upload a photo or scan of one. The bars are the network's softmax; below
-them is the 28x28 picture it actually reads (your drawing cropped, fitted into 20x20 and centred by mass,
-as MNIST's digits were made) and what its two convolutional layers compute from it. Switch networks to
-compare today's LeNet-5 with the paper's original on the same digit. The **Number** tab reads a whole
-number, a year or a phone number, digit by digit, the way the paper reads strings of digits."""
+Draw a digit, or upload a photo of one: the bars are the network's softmax, beside the 28x28 picture it reads
+(cropped, fitted into 20x20 and centred by mass, as MNIST's digits were made) and what its convolutions compute.
+Switch networks to compare today's LeNet-5 with the paper's; the **Number** tab reads a whole number."""
 
 BUNDLED_NAMES = {"modern": "Modern LeNet-5 (ReLU, max-pool)", "lecun1998": "LeCun et al. 1998 (tanh, RBF outputs)"}
-
-# The sentences people read for each reason a Reading gives (lenet5.inference.REASONS), and for requests
-# refused before they reach the reader.
+# The sentences people read for each reason a Reading gives (lenet5.inference.REASONS), and for refused requests
 SENTENCES = {
     "blank": "Nothing to read: {detail}. Draw or upload a digit.",
     "not_a_digit": "That looks like {detail}, not a digit. Draw a digit.",
@@ -54,6 +52,7 @@ NUMBER_SENTENCES = {
 }
 NUMBER_PREVIEW = 560  # pixels across for the picture with the boxes drawn over it
 SERVER_PATH = "Pictures must be sent with the request; this demo does not read files named by a path."
+NOT_A_PICTURE = "That request is not a picture this demo can read"
 
 
 def refusal(error: Exception) -> str:
@@ -67,7 +66,7 @@ def refusal(error: Exception) -> str:
         where = ".".join(str(part) for part in first["loc"]) or "the value"
         reason = first["msg"].split(". ")[0].removeprefix("Value error, ")
         return f"That request is not a picture this demo can read: {where}: {reason}."
-    return f"That request is not a picture this demo can read ({type(error).__name__})."
+    return f"{NOT_A_PICTURE} ({type(error).__name__})."
 
 
 def describe(ranked: list[tuple[str, float]]) -> str:
@@ -79,20 +78,14 @@ def describe(ranked: list[tuple[str, float]]) -> str:
     return f"It is {article} **{first}** ({p1:.0%}). Second guess: {second} ({p2:.0%})."
 
 
-def figure(pixels: np.ndarray, caption: str, width: int) -> str:
-    return (f'<figure class="inside"><img src="{png_data_uri(pixels)}" width="{width}" alt="{caption}" '
-            f'style="image-rendering: pixelated"><figcaption>{caption}</figcaption></figure>')
-
-
 def insides(reading: Reading) -> str:
-    """The 28x28 input and the C1 and C3 maps as one HTML block with the pictures inline: no files are
-    written or fetched, so every answer is one message however many people ask at once."""
+    """The 28x28 input and the C1 and C3 maps, inline: no files to fetch, each answer is one message."""
     if reading.input is None:
         return ""
-    parts = [figure(input_picture(reading.input), "What the network reads (28x28)", 168)]
+    parts = [html_figure(input_picture(reading.input), "What the network reads (28x28)", 168)]
     if reading.maps:
-        parts.append(figure(feature_grid(reading.maps["c1"], cols=3), "C1: 6 feature maps, 28x28", 258))
-        parts.append(figure(feature_grid(reading.maps["c3"], cols=4), "C3: 16 feature maps, 10x10", 258))
+        parts.append(html_figure(feature_grid(reading.maps["c1"], cols=3), "C1: 6 feature maps, 28x28", 258))
+        parts.append(html_figure(feature_grid(reading.maps["c3"], cols=4), "C3: 16 feature maps, 10x10", 258))
     return "".join(parts)
 
 
@@ -106,9 +99,7 @@ def show(reading: Reading | None) -> tuple:
 
 
 def load_demo_models(source: str | None) -> tuple[dict[str, LeNet5], str]:
-    """The networks to offer, by the name the page shows, and a line saying which is read first; one line
-    per network in the terminal. A model that fails to load is left out, in one line in the terminal and one
-    sentence on the page; the bundled ones are always there to compare."""
+    """The networks by the names the page shows, and its line on a model asked for (left out if it fails to load)."""
     models: dict[str, LeNet5] = {}
     line = ""  # the bundled networks need no word: the choice of network shows them
     if source:
@@ -125,32 +116,21 @@ def load_demo_models(source: str | None) -> tuple[dict[str, LeNet5], str]:
     return models, line
 
 
-def is_empty(image) -> bool:
-    """No picture at all: a cleared upload, or a canvas with nothing on it (what Clear leaves)."""
-    if isinstance(image, dict):
-        return all(image.get(key) is None for key in ("composite", "background")) and not image.get("layers")
-    return image is None
-
-
 def request_refusal(image, network, models: dict[str, LeNet5]) -> str | None:
     """Why a request cannot be read at all (Gradio refused its picture, or it names no network here), or None."""
-    refused = next((value for value in (image, network) if isinstance(value, Refused)), None)
-    if refused:
+    if refused := next((value for value in (image, network) if isinstance(value, Refused)), None):
         return refusal(refused.error)
     if not isinstance(network, str) or network not in models:
         return f"There is no network called {network!r} here; choose one of {', '.join(models)}."
-    return None
 
 
 def read_batch(images: list, networks: list, models: dict[str, LeNet5]) -> list[list]:
-    """Gradio batches simultaneous requests: one list per input in, one list per output out. Requests
-    are read in one forward pass per network they asked for; a bad one never fails the others."""
+    """Simultaneous requests, in one forward pass per network asked for; a bad one never fails the others."""
     readings: list[Reading | None] = [None] * len(images)
     empty = [is_empty(image) for image in images]  # a cleared canvas or upload: the page starts over
     for i, (image, network) in enumerate(zip(images, networks)):
-        refusal = None if empty[i] else request_refusal(image, network, models)
-        if refusal:
-            readings[i] = Reading(reason="refused", detail=refusal)
+        if not empty[i] and (refused := request_refusal(image, network, models)):
+            readings[i] = Reading(reason="refused", detail=refused)
     for name in models:
         rows = [i for i, network in enumerate(networks) if readings[i] is None and not empty[i] and network == name]
         for i, reading in zip(rows, read_digits([images[i] for i in rows], models[name])):
@@ -158,13 +138,12 @@ def read_batch(images: list, networks: list, models: dict[str, LeNet5]) -> list[
     return [list(column) for column in zip(*(show(r) for r in readings))]
 
 
-def read_one(image, network, models: dict[str, LeNet5]) -> tuple:
-    return tuple(column[0] for column in read_batch([image], [network], models))
+def one(batch: Callable, image, network, models: dict[str, LeNet5]) -> tuple:
+    return tuple(column[0] for column in batch([image], [network], models))
 
 
-def read_visible(tab, drawing, upload, network, models: dict[str, LeNet5]) -> tuple:
-    """Read what the visible tab holds: switching networks re-reads the same digit."""
-    return read_one(upload if tab == "upload" else drawing, network, models)
+def read_visible(tab, drawing, upload, network, models: dict[str, LeNet5]) -> tuple:  # a network switch re-reads
+    return one(read_batch, upload if tab == "upload" else drawing, network, models)
 
 
 def number_pictures(image, reading: NumberReading) -> str:
@@ -172,10 +151,10 @@ def number_pictures(image, reading: NumberReading) -> str:
     if not reading.digits and not reading.left_out:
         return ""
     preview = boxed_number(image, reading, NUMBER_PREVIEW)
-    parts = [figure(preview, "Each digit found, with the network's top two guesses", preview.shape[1])]
+    parts = [html_figure(preview, "Each digit found, with the network's top two guesses", preview.shape[1])]
     if reading.digits:
         row = digit_row(reading)
-        parts.append(figure(row, "What the network reads, digit by digit (28x28 each)", 3 * row.shape[1]))
+        parts.append(html_figure(row, "What the network reads, digit by digit (28x28 each)", 3 * row.shape[1]))
     return "".join(parts)
 
 
@@ -184,7 +163,7 @@ def show_number(image, reading: NumberReading | None) -> tuple:
         return NUMBER_START, ""
     if reading.reason:
         return NUMBER_SENTENCES.get(reading.reason, SENTENCES.get(reading.reason, "{detail}")).format(
-            detail=reading.detail), number_pictures(image, reading)
+            detail=reading.detail), number_pictures(image, reading) if image is not None else ""
     guesses = ", ".join(f"{d.digit} ({max(d.probs.values()):.0%})" for d in reading.digits)
     return f"It reads **{reading.text}**: {guesses}.", number_pictures(image, reading)
 
@@ -202,25 +181,46 @@ def read_number_batch(images: list, networks: list, models: dict[str, LeNet5]) -
     return [list(column) for column in zip(*answers)]
 
 
-def read_number_one(image, network, models: dict[str, LeNet5]) -> tuple:
-    return tuple(column[0] for column in read_number_batch([image], [network], models))
+def agent_tools(models: dict[str, LeNet5]) -> tuple[Callable, Callable]:
+    """The demo as tools for AI agents (Gradio's MCP server), whose names, docstrings and type hints they read."""
+    networks = {**{variant: name for variant, name in BUNDLED_NAMES.items() if name in models}, **{n: n for n in models}}
 
+    def chosen(image, network) -> tuple[str | None, LeNet5 | None, str | None]:
+        if isinstance(image, Refused):  # a URL, a server path or a malformed value, refused before it was read
+            return None, None, refusal(image.error)
+        if not (isinstance(image, dict) and isinstance(image.get("path"), str)):  # a string would name a server file
+            return None, None, SERVER_PATH if isinstance(image, str) else f"{NOT_A_PICTURE} ({type(image).__name__})."
+        if not isinstance(network, str) or network not in networks:
+            offered = ", ".join(variant for variant in BUNDLED_NAMES if variant in networks)
+            return None, None, f"There is no network called {str(network)[:100]!r} here; choose one of {offered}."
+        return image["path"], models[networks[network]], None
 
-def drawing_pad(label: str, width: int, elem_id: str) -> Canvas:
-    """A 280-pixel-tall canvas with a black pen, as the MNIST-style reader expects it."""
-    return Canvas(
-        label=label,
-        canvas_size=(width, 280),
-        fixed_canvas=True,
-        image_mode="RGBA",
-        type="filepath",
-        brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
-        eraser=gr.Eraser(default_size=24),
-        layers=False,
-        transforms=(),
-        elem_id=elem_id,
-        elem_classes=["drawing-pad"],  # PICK_BRUSH picks the brush on these
-    )
+    def read_handwritten_digit(image: FileData, network: str = "modern") -> str:
+        """Read the handwritten digit (0-9) in a picture: a drawing, a photo or a scan of one digit.
+        Args:
+            image: the picture as a data: URL ("data:image/png;base64,..."), PNG, JPEG or another common format, at most 4096x4096 pixels and 10 MB.
+            network: "modern" (LeNet-5 with ReLU and max-pooling, the most accurate) or "lecun1998" (the paper's network of 1998).
+        Returns:
+            a JSON object: {"digit": "7", "probability": 0.93, "probabilities": {"0": ..., "9": ...}, "refusal": null}, or when there is no digit to read {"digit": null, "probability": null, "probabilities": null, "refusal": "<why, in one sentence>"}.
+        """
+        source, model, refused = chosen(image, network)
+        reading = Reading(reason="refused", detail=refused) if refused else read_digits([source], model, maps=False)[0]
+        return json.dumps({**reading.as_dict(), "refusal": SENTENCES[reading.reason].format(detail=reading.detail)
+                           if reading.reason else None})
+
+    def read_handwritten_number(image: FileData, network: str = "modern") -> str:
+        """Read a whole handwritten number (a year, an age, a phone number) in a picture, digit by digit, left to right.
+        Args:
+            image: the picture as a data: URL ("data:image/png;base64,..."), PNG, JPEG or another common format, at most 4096x4096 pixels and 10 MB, the digits on one line.
+            network: "modern" (LeNet-5 with ReLU and max-pooling, the most accurate) or "lecun1998" (the paper's network of 1998).
+        Returns:
+            a JSON object: {"number": "2026", "digits": [{"digit": "2", "probability": 0.99, "box": [x0, y0, x1, y1]}, ...], "refusal": null}, boxes in the picture's pixels, or when no number is read {"number": null, "digits": [], "refusal": "<why, in one sentence>"}.
+        """
+        source, model, refused = chosen(image, network)
+        reading = NumberReading(reason="refused", detail=refused) if refused else read_number(source, model)
+        return json.dumps({**reading.as_dict(), "refusal": show_number(None, reading)[0] if reading.reason else None})
+
+    return read_handwritten_digit, read_handwritten_number
 
 
 def build_demo(model_source: str | None = None) -> gr.Blocks:
@@ -232,8 +232,7 @@ def build_demo(model_source: str | None = None) -> gr.Blocks:
         visible_tab = gr.State("draw")
         network = gr.Radio(list(models), value=next(iter(models)), label="Network", elem_id="network")
         with gr.Tab("One digit"):
-            # Wide screens: the drawing, the answer and the network's insides side by side. Narrow ones stack the
-            # columns in this order, so the verdict and the bars sit right under the canvas.
+            # Wide screens: drawing, answer and the network's insides side by side; narrow ones stack them in order.
             with gr.Row():
                 with gr.Column(scale=1, min_width=300):
                     with gr.Tab("Draw") as draw_tab:
@@ -249,7 +248,6 @@ def build_demo(model_source: str | None = None) -> gr.Blocks:
                 with gr.Column(scale=1, min_width=300):
                     pictures = gr.HTML(elem_id="insides")
             with gr.Column(elem_id="examples"):
-                # Loading an example into the pad does not fire its change event, so the click reads it.
                 examples = gr.Examples([str(p) for p in example_paths()], inputs=canvas, examples_per_page=10,
                                        label="Examples: click one to load it, then draw over it")
         with gr.Tab("Number"):
@@ -261,9 +259,13 @@ def build_demo(model_source: str | None = None) -> gr.Blocks:
                 number_clear = gr.Button("Clear", elem_id="number-clear")
             number_text = gr.Markdown(NUMBER_START, elem_id="number-text")
             number_pictures = gr.HTML(elem_id="number-insides")
-        demo.reading_inputs = frozenset({canvas._id, upload._id, number_canvas._id, number_upload._id})
+        tools = agent_tools(models)
+        demo.mcp_tools = frozenset(tool.__name__ for tool in tools)
+        tool_inputs = [block for tool in tools for block in gr.api(tool, concurrency_limit=4)["inputs"]]
+        demo.reading_inputs = frozenset({canvas._id, upload._id, number_canvas._id, number_upload._id, *tool_inputs})
         outputs = [verdict, bars, pictures]
-        examples.load_input_event.then(partial(read_one, models=models), [canvas, network], outputs, api_name=False)
+        # Loading an example fires no change event of the pad: the click reads it.
+        examples.load_input_event.then(partial(one, read_batch, models=models), [canvas, network], outputs, api_name=False)
         events = {"batch": True, "max_batch_size": MAX_BATCH, "show_progress": "hidden", "trigger_mode": "always_last"}
         drawn = canvas.change(read, [canvas, network], outputs, api_name="predict", **events)
         uploaded = upload.change(read, [upload, network], outputs, api_name="predict_upload", **events)
@@ -281,7 +283,7 @@ def build_demo(model_source: str | None = None) -> gr.Blocks:
                                             api_name="read_number", **events)
         number_uploaded = number_upload.change(read_numbers, [number_upload, network], number_outputs,
                                                api_name="read_number_upload", **events)
-        network.change(partial(read_number_one, models=models), [number_canvas, network], number_outputs,
+        network.change(partial(one, read_number_batch, models=models), [number_canvas, network], number_outputs,
                        api_name=False, show_progress="hidden", cancels=[number_drawn, number_uploaded])
         number_clear.click(lambda: (None, NUMBER_START, ""), None, [number_upload, *number_outputs],
                            js=press_trash("number-canvas"), api_name=False, show_progress="hidden")

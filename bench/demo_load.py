@@ -36,7 +36,7 @@ def serve_noop(port: int) -> None:
     import app
     from lenet5.gradio_io import Canvas
 
-    answer = app.read_one(str(example_paths()[3]), app.BUNDLED_NAMES["modern"], app.load_demo_models(None)[0])
+    answer = app.one(app.read_batch, str(example_paths()[3]), app.BUNDLED_NAMES["modern"], app.load_demo_models(None)[0])
 
     def fixed(images: list, networks: list) -> list[list]:
         return [[value] * len(images) for value in answer]

@@ -6,6 +6,7 @@ visitor reads are app.py's.
 """
 
 import gradio as gr
+from gradio.exceptions import InvalidPathError
 
 # Gradio's Sketchpad opens, and reopens after every way of clearing it, with no tool picked: a first drag
 # only selects the text "select the draw tool to start". This picks the brush whenever a pad has none, so
@@ -62,14 +63,44 @@ class ReaderBlocks(gr.Blocks):
     """
 
     reading_inputs: frozenset[int] = frozenset()  # ids of the input components whose events are guarded
+    mcp_tools: frozenset[str] = frozenset()  # the endpoints offered to agents as MCP tools; the page's own are not
+
+    @property
+    def mcp_server_obj(self):
+        return self._mcp_server
+
+    @mcp_server_obj.setter
+    def mcp_server_obj(self, server) -> None:
+        # Gradio lists every named endpoint as a tool; the page's batched events (canvas dicts in, Markdown and
+        # HTML out) would only confuse an agent, and they stay for gradio_client. Gradio 6.31 builds its
+        # MCP server at launch and sets it here, with the tools in `tool_to_endpoint`.
+        if server is not None:
+            server.tool_to_endpoint = {name: endpoint for name, endpoint in server.tool_to_endpoint.items()
+                                       if endpoint.lstrip("/") in self.mcp_tools}
+        self._mcp_server = server
 
     async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
+        guarded = any(block._id in self.reading_inputs for block in block_fn.inputs)
+        # Gradio downloads a FileData whose path is a URL in full, with no size limit (`max_file_size` is for
+        # uploads): a picture must come with the request, so a URL is refused before anything is fetched.
+        if guarded and names_a_url(inputs):
+            return [Refused(InvalidPathError("a URL"))] * len(block_fn.inputs)
         try:
             return await super().preprocess_data(block_fn, inputs, state, explicit_call)
         except Exception as error:
-            if not any(block._id in self.reading_inputs for block in block_fn.inputs):
+            if not guarded:
                 raise
             return [Refused(error)] * len(block_fn.inputs)
+
+
+def names_a_url(value) -> bool:
+    """Whether a request's value holds a file given by URL (FileData's path, at any depth) to be fetched."""
+    if isinstance(value, dict):
+        path = value.get("path")
+        if isinstance(path, str) and "://" in path[:16]:
+            return True
+        return any(names_a_url(item) for item in value.values())
+    return isinstance(value, list) and any(names_a_url(item) for item in value)
 
 
 class Canvas(gr.Sketchpad):
@@ -87,3 +118,27 @@ class Canvas(gr.Sketchpad):
         if file is None:
             return None
         return bytes(file) if isinstance(file, (bytes, bytearray, memoryview)) else file.path
+
+
+def drawing_pad(label: str, width: int, elem_id: str) -> Canvas:
+    """A 280-pixel-tall canvas with a black pen, as the MNIST-style reader expects it."""
+    return Canvas(
+        label=label,
+        canvas_size=(width, 280),
+        fixed_canvas=True,
+        image_mode="RGBA",
+        type="filepath",
+        brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
+        eraser=gr.Eraser(default_size=24),
+        layers=False,
+        transforms=(),
+        elem_id=elem_id,
+        elem_classes=["drawing-pad"],  # PICK_BRUSH picks the brush on these
+    )
+
+
+def is_empty(image) -> bool:
+    """No picture at all: a cleared upload, or a canvas with nothing on it (what Clear leaves)."""
+    if isinstance(image, dict):
+        return all(image.get(key) is None for key in ("composite", "background")) and not image.get("layers")
+    return image is None

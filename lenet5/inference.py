@@ -36,6 +36,12 @@ class Reading:
     def ranked(self) -> list[tuple[str, float]]:
         return sorted(self.probs.items(), key=lambda item: -item[1]) if self.probs else []
 
+    def as_dict(self) -> dict:
+        """The reading as plain data: the top digit and its probability, every probability, or the reason."""
+        digit, probability = self.ranked[0] if self.probs else (None, None)
+        return {"digit": digit, "probability": probability, "probabilities": self.probs, "reason": self.reason,
+                "detail": self.detail}
+
     def refusal(self) -> ValueError:
         """The error `predict` raises for this reading's reason."""
         return REFUSALS[self.reason](self.detail)

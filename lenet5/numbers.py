@@ -41,8 +41,7 @@ BRIDGE = 1  # gaps in a stroke up to twice this many pixels wide are bridged
 MAX_PIECES = 40  # more separate marks than this is not a number: refused before anything is read
 MAX_SPAN = 4  # a digit is made of at most this many pieces (strokes, or parts cut from touching digits),
 MAX_FRAGMENTS = 8  # or of up to this many within a digit's shape (WIDE): a fine pen breaks its strokes
-DOUBT_WEIGHT = 4.0  # how much the network's doubt counts against the shape costs below (tuned with seed 7 of
-# bench/number_accuracy.py; its reported figures use seed 0)
+DOUBT_WEIGHT = 4.0  # the network's doubt against the shape costs below (tuned on seed 7 of bench/number_accuracy.py)
 DIGIT_BONUS = 0.5  # what each digit read takes off the cost: networks that doubt wrong cuts need no price per
 # digit to keep a digit whole, and the bonus keeps two digits that run together from passing for one
 WIDE = 1.1  # a candidate digit wider than this times its height pays for every bit of width beyond
@@ -80,12 +79,15 @@ class Digit:
 class NumberReading:
     """What the network made of a picture of a number: the digits left to right, or the reason there are none
     (one of lenet5.inference.REASONS); `left_out` lists the boxes of marks not read as digits, with why."""
-
     text: str = ""
     digits: list[Digit] = field(default_factory=list)
     reason: str | None = None
     detail: str = ""
     left_out: list[tuple[tuple[int, int, int, int], str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict:  # plain data: the number, each digit with its probability and box, or the reason
+        digits = [{"digit": d.digit, "probability": max(d.probs.values()), "box": list(d.box)} for d in self.digits]
+        return {"number": self.text or None, "digits": digits, "reason": self.reason, "detail": self.detail}
 
 
 @dataclass
@@ -105,8 +107,7 @@ class Piece:
 
 
 def read_number(image: Any, model: LeNet5 | None = None) -> NumberReading:
-    """Read the digits of a number in any picture form `predict` takes, of any width (the module's docstring
-    says how). Never raises for a bad picture: the reading says what is wrong."""
+    """The digits of a number in any picture `predict` takes, of any width; never raises for a bad picture."""
     try:
         picture, is_alpha = to_picture(image)  # first: it refuses a picture too large before decoding it
         width, height = source_size(image)
@@ -137,7 +138,6 @@ def read_number(image: Any, model: LeNet5 | None = None) -> NumberReading:
 @dataclass(frozen=True)
 class Segmentation:
     """A picture cut into candidate digits (steps 1 and 2 of the module's docstring)."""
-
     ink: np.ndarray  # the working plane's ink, float [H, W] in [0, 1]
     pieces: list[Piece]  # left to right
     candidates: list[tuple[int, int]]  # (i, j): pieces[i:j] taken as one digit

@@ -43,6 +43,12 @@ def png_data_uri(pixels: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def html_figure(pixels: np.ndarray, caption: str, width: int) -> str:
+    """A picture with its caption as an HTML figure, the picture inline and drawn with sharp pixels."""
+    return (f'<figure class="inside"><img src="{png_data_uri(pixels)}" width="{width}" alt="{caption}" '
+            f'style="image-rendering: pixelated"><figcaption>{caption}</figcaption></figure>')
+
+
 def boxed_number(image: Any, reading: NumberReading, width: int) -> np.ndarray:
     """The picture of a number at most `width` across, each digit boxed with the network's top two guesses
     (in orange and blue) and each mark left out boxed in gray."""

@@ -44,7 +44,7 @@ def model(models):
 
 
 def read_one(image, models, network: str = MODERN) -> dict:
-    return dict(zip(OUTPUTS, app.read_one(image, network, models)))
+    return dict(zip(OUTPUTS, app.one(app.read_batch, image, network, models)))
 
 
 def top_label(bars) -> str:
