@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -21,10 +22,11 @@ from pydantic import ValidationError
 from examples.digits import example_paths
 from lenet5 import LeNet5, NumberReading, load_model, read_number
 from lenet5.gradio_io import CSS, PICK_BRUSH, ReaderBlocks, Refused, drawing_pad, is_empty, press_trash
-from lenet5.hub import bundled_variants
+from lenet5.hub import bundled_variants, model_to_serve
 from lenet5.inference import Reading, read_digits
 from lenet5.visualize import boxed_number, digit_row, feature_grid, html_figure, input_picture
 
+README = Path(__file__).parent / "README.md"  # also the Space's configuration: its `models:` are served first
 MAX_BATCH = 32  # simultaneous requests are read in one forward pass
 UNSURE_BELOW = 0.6  # a top probability under this is shown as a guess, not an answer
 # Uploads over 10 MB are refused by Gradio before they are stored; agents get `agent_tools` at /gradio_api/mcp/.
@@ -170,15 +172,13 @@ def show_number(image, reading: NumberReading | None) -> tuple:
 
 def read_number_batch(images: list, networks: list, models: dict[str, LeNet5]) -> list[list]:
     """Like read_batch, for whole numbers: every request is answered on its own, a bad one in words."""
-    answers = []
-    for image, network in zip(images, networks):
+    def answer(image, network) -> tuple:
         if is_empty(image):
-            answers.append(show_number(None, None))
-        elif refusal := request_refusal(image, network, models):
-            answers.append((refusal, ""))
-        else:
-            answers.append(show_number(image, read_number(image, models[network])))
-    return [list(column) for column in zip(*answers)]
+            return show_number(None, None)
+        if refused := request_refusal(image, network, models):
+            return refused, ""
+        return show_number(image, read_number(image, models[network]))
+    return [list(column) for column in zip(*(answer(image, network) for image, network in zip(images, networks)))]
 
 
 def agent_tools(models: dict[str, LeNet5]) -> tuple[Callable, Callable]:
@@ -292,9 +292,8 @@ def build_demo(model_source: str | None = None) -> gr.Blocks:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=None,
-                        help="Hub repo id or folder to serve (default: $LENET5_MODEL, else the bundled weights)")
+    parser.add_argument("--model", help="Hub repo or folder to serve (default: $LENET5_MODEL, a Space's models:, bundled)")
     args = parser.parse_args()
-    build_demo(args.model or os.environ.get("LENET5_MODEL")).launch(**LAUNCH_OPTIONS)
+    build_demo(args.model or model_to_serve(README)).launch(**LAUNCH_OPTIONS)
 else:  # `gradio app.py` and other importers find the demo here
-    demo = build_demo(os.environ.get("LENET5_MODEL"))
+    demo = build_demo(model_to_serve(README))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx2  # huggingface_hub's HTTP client: its errors are what an unreachable Hub raises
 import torch
-from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, constants
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, SpaceCard, constants
 from huggingface_hub.errors import (
     HfHubHTTPError,
     HFValidationError,
@@ -104,6 +104,18 @@ def load_model(source: str | Path | None = None, device: str | torch.device = "c
         raise ValueError(f"cannot load {source}: {one_line(error)}") from None
     except (HfHubHTTPError, LocalEntryNotFoundError, httpx2.HTTPError, OSError) as error:
         raise ValueError(f"cannot load {source} from {hub_name()}: {one_line(error)}") from None
+
+
+def model_to_serve(space_readme: Path) -> str | None:
+    """The model the demo serves first: $LENET5_MODEL, else, on a Hugging Face Space ($SPACE_ID), the first
+    repo its README's front matter lists under `models:` (which also links the Space from that model's page),
+    else None: the bundled weights."""
+    if os.environ.get("LENET5_MODEL"):
+        return os.environ["LENET5_MODEL"]
+    if not os.environ.get("SPACE_ID") or not os.path.isfile(space_readme):
+        return None
+    models = SpaceCard.load(space_readme).data.to_dict().get("models") or []
+    return str(models[0]) if isinstance(models, list) and models else None
 
 
 @lru_cache(maxsize=1)

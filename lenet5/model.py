@@ -2,8 +2,7 @@
 
 The model takes float images [N, in_chans, 28, 28] in [0, 1] with ink = 1 and background = 0, and
 normalises them itself (the lecun1998 variant pads and scales them as the paper did), so every way of
-loading it (the Hub mixin, timm, the app) feeds the same tensors and nobody has to remember MNIST's
-mean and std.
+loading it (the Hub mixin, timm, the app) feeds the same tensors: nobody has to remember MNIST's mean.
 """
 
 import json
@@ -78,9 +77,8 @@ class LeNet5(
         lecun1998: the paper's own network: squashing tanh, trainable subsampling, the partial C3
             connections of Table I and fixed Euclidean RBF outputs (`lecun1998.LeCun1998Features`).
 
-    The timm arguments work as in any timm model: `num_classes=0` leaves the head out (the 84 F6 values
-    come out), `global_pool=""` keeps F6 as 84 maps of 1x1, `drop_rate` is dropout before the classifier,
-    `device` and `dtype` place the weights.
+    timm's arguments work as in any timm model: `num_classes=0` leaves the head out (F6's 84 values come out),
+    `global_pool=""` keeps F6 as 84 maps of 1x1, `drop_rate` is dropout before the head, `device` and `dtype`.
     """
 
     def __init__(
@@ -224,13 +222,15 @@ class LeNet5(
     def export_onnx(self, path: str | Path) -> Path:
         """This network as an ONNX file with a dynamic batch (lenet5.export, which needs onnx and onnxscript)."""
         from .export import export_onnx  # PyTorch's exporter costs seconds to import: only when used
-
         return export_onnx(self, path)
 
+    # The mixin's save and push, with a card whose loading snippets name this very folder or repo.
+    def save_pretrained(self, save_directory, *, model_card_kwargs: dict | None = None, **kwargs):
+        card_kwargs = {"location": str(save_directory), **(model_card_kwargs or {})}
+        return super().save_pretrained(save_directory, model_card_kwargs=card_kwargs, **kwargs)
+
     def push_to_hub(self, repo_id: str, *, model_card_kwargs: dict | None = None, **kwargs):
-        """The mixin's push, with a card whose loading snippets name this repo."""
-        card_kwargs = {"repo_id": repo_id, **(model_card_kwargs or {})}
-        return super().push_to_hub(repo_id, model_card_kwargs=card_kwargs, **kwargs)
+        return super().push_to_hub(repo_id, model_card_kwargs={"repo_id": repo_id, **(model_card_kwargs or {})}, **kwargs)
 
     def _save_pretrained(self, save_directory: Path) -> None:
         super()._save_pretrained(save_directory)

@@ -248,3 +248,44 @@ def test_push_to_a_hub_that_never_answers_ends_in_one_line_within_a_minute(tmp_p
     assert pushed.returncode != 0 and "Traceback" not in pushed.stderr
     assert "cannot reach the Hugging Face Hub" in pushed.stderr and len(pushed.stderr.strip().splitlines()) <= 3
     assert seconds < 60
+
+
+def python_blocks(card_text: str) -> list[str]:
+    return [block.split("\n", 1)[1] for block in card_text.split("```")[1::2] if block.startswith("python\n")]
+
+
+def test_the_cards_snippets_run_pasted_as_they_are(hub, tmp_path, data_dir):
+    # A published card and a saved folder's card: every Python snippet runs in a fresh interpreter, as a
+    # reader pastes it, against the repo or folder it names (timm's loader needs `import lenet5` first).
+    trained = LeNet5.from_pretrained(REPO / "lenet5" / "weights" / "modern")
+    trained.push_to_hub("tester/pasted")
+    trained.save_pretrained(tmp_path / "folder")
+    published = hub.files("tester/pasted")["README.md"].decode()
+    local = (tmp_path / "folder" / "README.md").read_text()
+    snippets = python_blocks(published) + python_blocks(local)
+    assert len(snippets) == 3 and 'hf-hub:tester/pasted' in snippets[1] and str(tmp_path / "folder") in snippets[2]
+    for snippet in snippets:
+        ran = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True, timeout=240,
+                             env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert ran.returncode == 0, (snippet, ran.stderr)
+        assert ran.stdout.strip() in ("1", "torch.Size([1, 10])"), ran.stdout
+
+
+def test_a_space_serves_the_first_model_its_readme_lists(tmp_path, monkeypatch):
+    # README.md's front matter is the Space's configuration; its `models:` link the Space from each model's
+    # page, and the demo serves the first of them when it runs on a Space. The repo's own README lists none.
+    from huggingface_hub import SpaceCard
+
+    from lenet5.hub import model_to_serve
+
+    assert SpaceCard.load(REPO / "README.md").data.to_dict()["models"] == []
+    readme = tmp_path / "README.md"
+    readme.write_text("---\ntitle: digits\nsdk: gradio\nmodels:\n- tester/first\n- tester/second\n---\n# Digits\n")
+    monkeypatch.delenv("LENET5_MODEL", raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert model_to_serve(readme) is None  # not on a Space: the bundled weights, no network needed
+    monkeypatch.setenv("SPACE_ID", "tester/digits")
+    assert model_to_serve(readme) == "tester/first"
+    assert model_to_serve(REPO / "README.md") is None and model_to_serve(tmp_path / "missing.md") is None
+    monkeypatch.setenv("LENET5_MODEL", "tester/chosen")
+    assert model_to_serve(readme) == "tester/chosen"
