@@ -254,6 +254,7 @@ def python_blocks(card_text: str) -> list[str]:
     return [block.split("\n", 1)[1] for block in card_text.split("```")[1::2] if block.startswith("python\n")]
 
 
+@pytest.mark.slow
 def test_the_cards_snippets_run_pasted_as_they_are(hub, tmp_path, data_dir):
     # A published card and a saved folder's card: every Python snippet runs in a fresh interpreter, as a
     # reader pastes it, against the repo or folder it names (timm's loader needs `import lenet5` first).

@@ -131,3 +131,8 @@ def test_a_tool_never_reads_a_file_named_by_the_request(served_app):  # noqa: F8
     assert numbers["number"] is None and numbers["refusal"].startswith("Pictures must be sent with the request")
     assert json.loads(raw_call(served_app, "read_handwritten_digit", [12, "modern"])[0])["refusal"] == (
         "That request is not a picture this demo can read (int).")
+    # The page's own endpoints too: a canvas whose composite is a URL is refused before Gradio fetches it.
+    canvas = {"background": None, "layers": [], "composite": {"path": "https://example.com/7.png",
+                                                                "meta": {"_type": "gradio.FileData"}}}
+    verdict = raw_call(served_app, "predict", [canvas, "Modern LeNet-5 (ReLU, max-pool)"])[0]
+    assert verdict == "Pictures must be sent with the request; this demo does not read files named by a path."
