@@ -81,11 +81,11 @@ class ReaderBlocks(gr.Blocks):
 
     async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
         guarded = any(block._id in self.reading_inputs for block in block_fn.inputs)
-        # Gradio downloads a FileData whose path is a URL in full, with no size limit (`max_file_size` is for
-        # uploads): a picture must come with the request, so a URL is refused before anything is fetched.
-        if guarded and names_a_url(inputs):
-            return [Refused(InvalidPathError("a URL"))] * len(block_fn.inputs)
         try:
+            # Gradio downloads a FileData whose path is a URL in full, with no size limit (`max_file_size` is
+            # for uploads): a picture must come with the request, so a URL is refused before any fetch.
+            if guarded and names_a_url(inputs):
+                raise InvalidPathError("a URL")
             return await super().preprocess_data(block_fn, inputs, state, explicit_call)
         except Exception as error:
             if not guarded:
