@@ -19,6 +19,10 @@ MAX_PIXELS = 4096 * 4096  # larger pictures are refused before decoding: ~0.1 s 
 MAX_SIDE = 1024  # every picture is reduced to at most this many pixels across before any float conversion
 ALPHA_MODES = ("RGBA", "LA", "La", "RGBa", "PA")
 DEEP_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # 16-bit, 32-bit and float pictures
+# The only formats PIL may open here: PIL identifies some forty, and not all of them are safe to hand a
+# stranger's file (an ICO can hold a picture larger than its directory says; EPS runs Ghostscript).
+FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+FORMAT_NAMES = "PNG, JPEG, WebP, GIF, BMP or TIFF"
 
 
 class NoDigitError(ValueError):
@@ -67,7 +71,7 @@ def source_size(image: Any) -> tuple[int, int]:
         return int(image.shape[1]), int(image.shape[0])
     if isinstance(image, (str, Path, bytes, bytearray, memoryview)):
         source = io.BytesIO(image) if isinstance(image, (bytes, bytearray, memoryview)) else Path(image)
-        with Image.open(source) as opened:
+        with Image.open(source, formats=FORMATS) as opened:
             return upright_size(opened)
     return upright_size(image)
 
@@ -95,7 +99,7 @@ def open_image(source: Path | io.BytesIO) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS is the stricter limit
-            with Image.open(source) as image:
+            with Image.open(source, formats=FORMATS) as image:
                 image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode big photos at reduced size right away
                 check_size(image.size)
                 image.load()
@@ -114,7 +118,7 @@ def cannot_open(source: Path | io.BytesIO, error: Exception) -> UnreadableImageE
     if isinstance(error, IsADirectoryError):
         return UnreadableImageError(f"{source} is a folder, not an image file")
     if isinstance(error, UnidentifiedImageError):
-        return UnreadableImageError(f"{name} is not an image file PIL can read")
+        return UnreadableImageError(f"{name} is not an image file this reader takes: {FORMAT_NAMES}")
     if isinstance(error, Image.DecompressionBombError):
         return ImageTooLargeError(f"{name} is too large to open safely: {error}")
     return UnreadableImageError(f"{name} is damaged or truncated: {error}")

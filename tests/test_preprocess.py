@@ -1,3 +1,5 @@
+import io
+import struct
 import tracemalloc
 
 import numpy as np
@@ -9,7 +11,7 @@ from scipy import ndimage
 
 from lenet5 import NoDigitError, preprocess
 from lenet5.data import to_float
-from lenet5.decoding import ImageTooLargeError, to_picture
+from lenet5.decoding import ImageTooLargeError, UnreadableImageError, to_picture
 from lenet5.preprocessing import array_plane, fit_weights, solid_core, working_plane
 
 from conftest import (
@@ -214,3 +216,36 @@ def test_unreadable_input_gets_a_specific_error(tmp_path):
     for image, message in cases:
         with pytest.raises(ValueError, match=message):
             preprocess(image)
+
+
+def ico_hiding(width: int, height: int) -> bytes:
+    """An ICO whose one entry is a PNG of width x height: its directory says 256x256 (0), the PNG inside
+    says otherwise, and a flat PNG of any size compresses to a few hundred kB."""
+    buffer = io.BytesIO()
+    Image.new("1", (width, height), 1).save(buffer, format="PNG")
+    png = buffer.getvalue()
+    return (struct.pack("<HHH", 0, 1, 1) + struct.pack("<BBBBHHII", 0, 0, 0, 0, 1, 32, len(png), 22) + png)
+
+
+@pytest.mark.parametrize("name, data", [
+    ("huge.ico", ico_hiding(13300, 13300)),
+    ("figure.eps", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 100 100\nnewpath 10 10 moveto 90 90 lineto stroke\n"),
+    ("scan.pcx", None),
+])
+def test_only_the_formats_the_demo_reads_are_opened(name, data, tmp_path):
+    # An ICO passed the 4096x4096 header check and cost 1-2 s and +570 MB a request; EPS went to Ghostscript.
+    if data is None:
+        buffer = io.BytesIO()
+        Image.new("L", (64, 64), 255).save(buffer, format="PCX")
+        data = buffer.getvalue()
+    path = tmp_path / name
+    path.write_bytes(data)
+    for source in (path, data):
+        with pytest.raises(UnreadableImageError, match=r"is not an image file this reader takes: PNG, JPEG, WebP, GIF, "
+                                                       r"BMP or TIFF$"):
+            preprocess(source)
+    for kind in ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"):  # the six it takes are opened and read
+        buffer = io.BytesIO()
+        Image.new("RGB", (80, 80), "white").save(buffer, format=kind)
+        with pytest.raises(NoDigitError, match="blank"):
+            preprocess(buffer.getvalue())
