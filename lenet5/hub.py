@@ -102,6 +102,8 @@ def load_model(source: str | Path | None = None, device: str | torch.device = "c
         return LeNet5.from_pretrained(str(source), revision=revision, map_location=str(device)).to(device).eval()
     except ValueError as error:  # LeNet5's own checks, and a config.json that is not JSON
         raise ValueError(f"cannot load {source}: {one_line(error)}") from None
+    except (AttributeError, TypeError):  # the mixin reads a config.json of [1, 2, 3] or null as if a JSON object
+        raise ValueError(f"cannot load {source}: its config.json is not a JSON object of LeNet5's settings") from None
     except (HfHubHTTPError, LocalEntryNotFoundError, httpx2.HTTPError, OSError) as error:
         raise ValueError(f"cannot load {source} from {hub_name()}: {one_line(error)}") from None
 

@@ -290,3 +290,16 @@ def test_a_space_serves_the_first_model_its_readme_lists(tmp_path, monkeypatch):
     assert model_to_serve(REPO / "README.md") is None and model_to_serve(tmp_path / "missing.md") is None
     monkeypatch.setenv("LENET5_MODEL", "tester/chosen")
     assert model_to_serve(readme) == "tester/chosen"
+
+
+@pytest.mark.parametrize("config", ["[1, 2, 3]", "null", '"modern"', "42"])
+def test_a_config_json_that_is_no_object_is_one_line_and_the_demo_starts_on_the_bundled_weights(config, tmp_path):
+    # `python app.py --model DIR` with such a config.json ended in an AttributeError traceback
+    import app
+
+    LeNet5().save_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(config)
+    with pytest.raises(ValueError, match=r"config\.json is not a JSON object of LeNet5's settings$"):
+        load_model(str(tmp_path))
+    models, line = app.load_demo_models(str(tmp_path))
+    assert list(models) == list(app.BUNDLED_NAMES.values()) and "could not be loaded" in line
