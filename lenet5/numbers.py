@@ -38,7 +38,8 @@ NUMBER_HEIGHT = 112  # a number is read with its picture this many pixels tall (
 MAX_WIDTH = 1024
 INK = 0.25  # ink at least this strong makes up the strokes that are segmented
 BRIDGE = 1  # gaps in a stroke up to twice this many pixels wide are bridged
-MAX_PIECES = 40  # more separate marks than this is not a number: refused before anything is read
+MAX_MARKS = 40  # more separate marks than this is not a number: refused before anything is read
+MAX_PIECES = 3 * MAX_MARKS  # nor are more pieces than this once touching strokes are cut: the work stays bounded
 MAX_SPAN = 4  # a digit is made of at most this many pieces (strokes, or parts cut from touching digits),
 MAX_FRAGMENTS = 8  # or of up to this many within a digit's shape (WIDE): a fine pen breaks its strokes
 DOUBT_WEIGHT = 4.0  # the network's doubt against the shape costs below (tuned on seed 7 of bench/number_accuracy.py)
@@ -182,17 +183,16 @@ def find_pieces(ink: np.ndarray) -> list[Piece]:
     grown = ndimage.binary_dilation(strokes, iterations=BRIDGE)
     labels, count = ndimage.label(grown, structure=np.ones((3, 3), dtype=bool))
     labels[~strokes] = 0
-    if count > 4 * MAX_PIECES:  # noise, not strokes: refused without measuring each
-        raise TooManyMarks(f"{count} separate marks: that is no number (at most {MAX_PIECES} are read)")
+    if count > 4 * MAX_MARKS:  # noise, not strokes: refused without measuring each
+        raise TooManyMarks(f"{count} separate marks and specks: that is no number (at most {MAX_MARKS} marks are read)")
     min_area = max(4, (ink.shape[0] // 40) ** 2)
-    pieces = []
-    for index, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1):
-        mask = labels[rows, cols] == index
-        if mask.sum() < min_area:
-            continue
-        pieces.extend(cut_touching(Piece(rows, cols, mask)))
+    masks = ((rows, cols, labels[rows, cols] == index) for index, (rows, cols) in enumerate(ndimage.find_objects(labels), 1))
+    marks = [Piece(rows, cols, mask) for rows, cols, mask in masks if mask.sum() >= min_area]
+    if len(marks) > MAX_MARKS:
+        raise TooManyMarks(f"{len(marks)} separate marks: that is no number (at most {MAX_MARKS} are read)")
+    pieces = [part for mark in marks for part in cut_touching(mark)]
     if len(pieces) > MAX_PIECES:
-        raise TooManyMarks(f"{len(pieces)} separate marks: that is no number (at most {MAX_PIECES} are read)")
+        raise TooManyMarks(f"{len(marks)} marks cut into {len(pieces)} pieces: more than {MAX_PIECES} are not read")
     return sorted(pieces, key=lambda piece: piece.center)
 
 

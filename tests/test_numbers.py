@@ -128,3 +128,22 @@ def test_most_touching_pairs_of_unseen_digits_are_read_whole(model, mnist_test):
     right = sum(read_number(compose([images[a], images[b]], GAPS["touching"], rng).picture, model).text
                 == f"{labels[a]}{labels[b]}" for a, b in pairs)
     assert right >= 34
+
+
+def test_a_sixteen_digit_number_is_read_and_too_many_marks_are_counted_right(model, mnist_test):
+    # A 16-digit number was refused as "48 separate marks": the limit counted pieces of cut strokes as marks.
+    from lenet5.writing import GAPS, compose
+
+    rng = np.random.default_rng(0)
+    for _ in range(10):  # one of these ten was refused before ("42 separate marks")
+        picks = rng.integers(0, len(mnist_test), 16)
+        written = compose([mnist_test.images[i].numpy() for i in picks], GAPS["separated"], rng)
+        reading = read_number(written.picture, model)
+        truth = "".join(str(int(mnist_test.labels[i])) for i in picks)
+        assert reading.reason is None and len(reading.text) == 16
+        assert sum(a == b for a, b in zip(reading.text, truth)) >= 14, (reading.text, truth)
+    dots = Image.new("L", (900, 120), 255)
+    for i in range(45):  # 45 separate round marks, none touching another
+        ImageDraw.Draw(dots).ellipse((10 + i * 19, 50, 22 + i * 19, 62), fill=0)
+    refused = read_number(dots, model)
+    assert refused.reason == "unreadable" and refused.detail.startswith("45 separate marks")
