@@ -11,6 +11,7 @@ import argparse
 import os
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -108,8 +109,13 @@ def prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
             (out / name).unlink(missing_ok=True)
 
 
+def stop_as_ctrl_c(signum, frame) -> None:
+    raise KeyboardInterrupt  # `kill`, a closed terminal's session, a scheduler's stop: handled as Ctrl-C is
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGTERM, stop_as_ctrl_c)
     args = parse_args(argv)
     checkpoint = args.out / "checkpoint.pt"
     made = new_folders(args.out)
@@ -119,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         device = resolve_device(args.device)
         state = load_checkpoint(checkpoint, device) if args.resume else None
         if state and is_finished(state) and all(os.path.isfile(args.out / name) for name in ("model.safetensors", *RUN_FILES)):
-            raise ValueError(f"nothing to resume: the run in {args.out} is finished and saved there")
+            publish_it = f"; publish it with: {push_command(args.out, repo_id, args.private)}" if repo_id else ""
+            raise ValueError(f"nothing to resume: the run in {args.out} is finished and saved there{publish_it}")
         config = from_saved(state["config"]) if state else config_from_args(args, device)
         data = load_mnist(args.data_dir, config.val_size, device)
         if config.pieces and not (state and state.get("pieces")):
@@ -159,9 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     return push(args.out, repo_id, args.private) if repo_id else 0
 
 
+def push_command(out: Path, repo_id: str, private: bool) -> str:
+    return shlex.join(["python", "-m", "lenet5", "push", str(out), "--repo-id", repo_id, *(["--private"] * private)])
+
+
 def push(out: Path, repo_id: str, private: bool) -> int:
     """Publish a saved run; on failure keep everything and say how to publish it without retraining."""
-    retry = shlex.join(["python", "-m", "lenet5", "push", str(out), "--repo-id", repo_id, *(["--private"] * private)])
+    retry = push_command(out, repo_id, private)
     try:
         url = publish(out, repo_id, private=private)
     except (ValueError, KeyboardInterrupt) as error:

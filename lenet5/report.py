@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from .checkpoint import brief
 from .data import Split
@@ -94,7 +95,7 @@ def save_run(
     staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=out_dir))
     try:
         return write_run(staging, out_dir, result, test, test_eval, metrics)
-    except (OSError, RuntimeError) as error:  # a full disk; torch's writers raise RuntimeError for it
+    except (OSError, RuntimeError, SafetensorError) as error:  # a full disk, as each writer reports it
         raise ValueError(f"cannot save the run in {out_dir} ({brief(error)}); its checkpoint is kept, and "
                          f"`python train.py --resume --out {out_dir}` saves it once there is room") from None
     finally:

@@ -322,3 +322,42 @@ def test_a_run_that_fails_before_writing_leaves_no_folder(tmp_path, data_dir):
                  "--out", str(out))
     assert failed.returncode == 2 and "batch_size 512 is larger than the 10 training images" in failed.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_stop_signal_during_a_run_is_answered_as_ctrl_c_is(tmp_path, data_dir):
+    # SIGTERM (kill, a scheduler's stop) ended the run without a word: it now says how to finish it.
+    out = tmp_path / "run"
+    command = [sys.executable, "train.py", *QUICK[:1], "3", *QUICK[2:], "--data-dir", str(data_dir), "--out", str(out)]
+    with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as train:
+        for line in train.stdout:
+            if line.startswith("epoch   1/3"):
+                train.terminate()
+                break
+        _, stderr = train.communicate(timeout=120)
+    assert train.returncode == 130 and "Traceback" not in stderr, stderr
+    assert stderr.strip().endswith(f"this finishes the run: python train.py --resume --out {out}")
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_while_the_finished_run_is_saved_keeps_the_run_in_one_sentence(tmp_path, data_dir):
+    # The saving of a finished run (weights first) under a file-size limit, as a full disk refuses writes:
+    # safetensors' SafetensorError ended in a traceback. The checkpoint stays, and --resume saves it later.
+    import resource
+
+    out = tmp_path / "run"
+    assert run("train.py", *QUICK, "--data-dir", str(data_dir), "--out", str(out)).returncode == 0
+    for name in ARTIFACTS - {"checkpoint.pt"}:
+        (out / name).unlink()
+
+    def small_disk():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))  # model.safetensors is 247 kB
+
+    full = subprocess.run([sys.executable, "train.py", "--resume", "--out", str(out), "--data-dir", str(data_dir)],
+                          cwd=REPO, capture_output=True, text=True, timeout=240, preexec_fn=small_disk)
+    assert full.returncode == 2 and "Traceback" not in full.stderr, full.stderr
+    assert full.stderr.startswith(f"error: cannot save the run in {out}") and "its checkpoint is kept" in full.stderr
+    assert {p.name for p in out.iterdir()} == {"checkpoint.pt"}  # nothing half-written
+    saved = run("train.py", "--resume", "--out", str(out), "--data-dir", str(data_dir))
+    assert saved.returncode == 0 and {p.name for p in out.iterdir()} == ARTIFACTS

@@ -303,3 +303,17 @@ def test_a_config_json_that_is_no_object_is_one_line_and_the_demo_starts_on_the_
         load_model(str(tmp_path))
     models, line = app.load_demo_models(str(tmp_path))
     assert list(models) == list(app.BUNDLED_NAMES.values()) and "could not be loaded" in line
+
+
+@pytest.mark.slow
+def test_resume_with_push_of_a_finished_run_says_how_to_publish_it(hub, tmp_path, data_dir):
+    out = tmp_path / "run"
+    quick = ["--epochs", "1", "--val-size", "50000", "--batch-size", "512", "--no-augment", "--pieces", "0"]
+    first = subprocess.run([sys.executable, "train.py", *quick, "--data-dir", str(data_dir), "--out", str(out)],
+                           cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert first.returncode == 0, first.stderr
+    again = subprocess.run([sys.executable, "train.py", "--resume", "--push", "--repo-id", "tester/finished", "--out",
+                            str(out)], cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert again.stderr.strip() == (f"error: nothing to resume: the run in {out} is finished and saved there; publish it "
+                                    f"with: python -m lenet5 push {out} --repo-id tester/finished")
