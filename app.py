@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from examples.digits import example_paths
 from lenet5 import LeNet5, NumberReading, load_model, read_number
-from lenet5.gradio_io import CSS, PICK_BRUSH, ReaderBlocks, Refused, drawing_pad, is_empty, press_trash
+from lenet5.gradio_io import CSS, PICK_BRUSH, ReaderBlocks, Refused, body_limit, drawing_pad, is_empty, press_trash, quoted
 from lenet5.hub import bundled_variants, model_to_serve
 from lenet5.inference import Reading, read_digits
 from lenet5.visualize import boxed_number, digit_row, feature_grid, html_figure, input_picture
@@ -29,7 +29,8 @@ from lenet5.visualize import boxed_number, digit_row, feature_grid, html_figure,
 README = Path(__file__).parent / "README.md"  # also the Space's configuration: its `models:` are served first
 MAX_BATCH = 32  # simultaneous requests are read in one forward pass
 UNSURE_BELOW = 0.6  # a top probability under this is shown as a guess, not an answer
-# Uploads over 10 MB are refused by Gradio before they are stored; agents get `agent_tools` at /gradio_api/mcp/.
+# Uploads over 10 MB are refused before they are stored (and any request over 16 MB before it is read, by
+# body_limit); agents get `agent_tools` at /gradio_api/mcp/.
 LAUNCH_OPTIONS = {"max_file_size": "10mb", "js": PICK_BRUSH, "css": CSS, "mcp_server": True}
 START = "Draw a digit."
 CACHE_LIFETIME = (600, 1800)  # every 10 minutes, delete uploads and outputs older than 30 minutes
@@ -62,7 +63,7 @@ def refusal(error: Exception) -> str:
     if isinstance(error, InvalidPathError):
         return SERVER_PATH
     if isinstance(error, gr.Error):  # a component's own check, e.g. a network name that is not offered
-        return f"That request cannot be read: {error.message}"
+        return f"That request cannot be read: {str(error.message)[:200]}"  # it may quote the request's value
     if isinstance(error, ValidationError):  # the request's JSON does not have the component's shape
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "the value"
@@ -123,7 +124,7 @@ def request_refusal(image, network, models: dict[str, LeNet5]) -> str | None:
     if refused := next((value for value in (image, network) if isinstance(value, Refused)), None):
         return refusal(refused.error)
     if not isinstance(network, str) or network not in models:
-        return f"There is no network called {network!r} here; choose one of {', '.join(models)}."
+        return f"There is no network called {quoted(network)} here; choose one of {', '.join(models)}."
 
 
 def read_batch(images: list, networks: list, models: dict[str, LeNet5]) -> list[list]:
@@ -192,7 +193,7 @@ def agent_tools(models: dict[str, LeNet5]) -> tuple[Callable, Callable]:
             return None, None, SERVER_PATH if isinstance(image, str) else f"{NOT_A_PICTURE} ({type(image).__name__})."
         if not isinstance(network, str) or network not in networks:
             offered = ", ".join(variant for variant in BUNDLED_NAMES if variant in networks)
-            return None, None, f"There is no network called {str(network)[:100]!r} here; choose one of {offered}."
+            return None, None, f"There is no network called {quoted(network)} here; choose one of {offered}."
         return image["path"], models[networks[network]], None
 
     def read_handwritten_digit(image: FileData, network: str = "modern") -> str:
@@ -294,6 +295,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="Hub repo or folder to serve (default: $LENET5_MODEL, a Space's models:, bundled)")
     args = parser.parse_args()
-    build_demo(args.model or model_to_serve(README)).launch(**LAUNCH_OPTIONS)
+    build_demo(args.model or model_to_serve(README)).launch(**LAUNCH_OPTIONS, app_kwargs=body_limit())
 else:  # `gradio app.py` and other importers find the demo here
     demo = build_demo(model_to_serve(README))

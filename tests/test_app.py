@@ -381,3 +381,24 @@ def test_the_number_endpoints_read_and_hold_against_the_same_hostile_requests(se
     text, _ = client.predict(handle_file(tmp_path / "year.png"), "no such network", api_name="/read_number_upload")
     assert "no such network" in text
     assert client.predict(canvas, api_name="/read_number")[0].startswith("It reads **2026**")  # still serving
+
+
+@pytest.mark.slow
+def test_requests_are_bounded_before_they_are_read_and_answers_quote_little(served_app):
+    # A 300 MB JSON body cost 2.2 GB before any check; a 1 MB network name came back whole in the answer.
+    import http.client
+    from urllib.parse import urlparse
+
+    address = urlparse(served_app)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
+    connection.putrequest("POST", "/gradio_api/call/predict")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Content-Length", str(300 * 2**20))  # 300 MB announced, the first kilobyte sent
+    connection.endheaders(b'{"data": ["' + b"x" * 1024)
+    assert connection.getresponse().status == 413  # answered before the rest is waited for
+    connection.close()
+    canvas = {"background": None, "layers": [], "composite": handle_file(example_paths()[3])}
+    verdict, *_ = Client(served_app, verbose=False).predict(canvas, "x" * 2**20, api_name="/predict")
+    assert len(verdict) < 400 and "x" * 50 in verdict  # the value quoted, cut short
+    verdict, bars, _ = Client(served_app, verbose=False).predict(canvas, MODERN, api_name="/predict")
+    assert top_label(bars) == "3"  # and the server goes on serving
