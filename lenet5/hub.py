@@ -12,8 +12,10 @@ commit, so the Hub never shows a card whose figures or pictures are missing.
 
 import json
 import os
-from functools import lru_cache
+import threading
+from functools import lru_cache, partial
 from pathlib import Path
+from queue import Empty, Queue
 
 import httpx2  # huggingface_hub's HTTP client: its errors are what an unreachable Hub raises
 import torch
@@ -36,6 +38,7 @@ PUBLISHED = ("model.safetensors", "config.json", "README.md", "metrics.json", *P
 LOGIN_HINT = "log in with `hf auth login` or set HF_TOKEN to a write token from https://huggingface.co/settings/tokens"
 CONNECT_SECONDS = 10
 READ_SECONDS = 20  # the longest wait for an answer (downloads of data retry a timed-out request themselves)
+LOAD_SECONDS = 60  # the longest a model's whole download may take: a Hub that stalls it delayed the demo 400 s
 
 
 class HubError(ValueError):
@@ -96,10 +99,12 @@ def load_model(source: str | Path | None = None, device: str | torch.device = "c
         if str(source) not in bundled_variants():
             raise ValueError(f"no bundled weights for variant {source!r}; bundled: {', '.join(bundled_variants())}")
         source = BUNDLED_DIR / str(source)
-    if not os.path.isdir(source) and not constants.HF_HUB_OFFLINE:  # offline, the local cache answers
+    remote = not os.path.isdir(source)
+    if remote and not constants.HF_HUB_OFFLINE:  # offline, the local cache answers
         check_hub_repo(str(source), revision)
     try:
-        return LeNet5.from_pretrained(str(source), revision=revision, map_location=str(device)).to(device).eval()
+        load = partial(LeNet5.from_pretrained, str(source), revision=revision, map_location=str(device))
+        return (within(LOAD_SECONDS, load, f"{hub_name()} did not deliver it") if remote else load()).to(device).eval()
     except ValueError as error:  # LeNet5's own checks, and a config.json that is not JSON
         raise ValueError(f"cannot load {source}: {one_line(error)}") from None
     except (AttributeError, TypeError):  # the mixin reads a config.json of [1, 2, 3] or null as if a JSON object
@@ -118,6 +123,27 @@ def model_to_serve(space_readme: Path) -> str | None:
         return None
     models = SpaceCard.load(space_readme).data.to_dict().get("models") or []
     return str(models[0]) if isinstance(models, list) and models else None
+
+
+def within(seconds: float, work, too_slow: str):
+    """work(), or ValueError(too_slow) once `seconds` have passed; the work goes on in a daemon thread, so a
+    stalled download keeps nothing of the caller waiting and ends with the process."""
+    outcome: Queue = Queue(maxsize=1)
+    threading.Thread(target=lambda: outcome.put(capture(work)), daemon=True).start()
+    try:
+        ok, value = outcome.get(timeout=seconds)
+    except Empty:
+        raise ValueError(f"{too_slow} within {seconds:g} s") from None
+    if not ok:
+        raise value
+    return value
+
+
+def capture(work) -> tuple[bool, object]:
+    try:
+        return True, work()
+    except BaseException as error:  # noqa: BLE001  re-raised in the caller's thread
+        return False, error
 
 
 @lru_cache(maxsize=1)

@@ -15,6 +15,7 @@ import json
 import re
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlparse
@@ -52,6 +53,7 @@ class HubServer:
         self.repos: dict[str, Repo] = {}
         self.requests: list[str] = []
         self.fail_commits = fail_commits
+        self.stall_downloads = False  # True: a file's GET is answered by silence (for up to a minute), as a stalled CDN
         self.lock = threading.Lock()
         self.httpd = QuietHTTPServer(("127.0.0.1", port), self._handler_class())
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -205,6 +207,9 @@ class HubServer:
                               headers={"X-Error-Code": "EntryNotFound", "X-Repo-Commit": commit_id})
         content = files[file]
         headers = {"X-Repo-Commit": commit_id, "ETag": f'"{hashlib.sha1(content).hexdigest()}"'}
+        deadline = time.monotonic() + 60
+        while method == "GET" and self.stall_downloads and time.monotonic() < deadline:
+            time.sleep(0.1)
         self._send(request, 200, content, headers=headers, head=method == "HEAD")
 
     def _repo_not_found(self, request, repo: str, head: bool = False) -> None:

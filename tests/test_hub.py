@@ -317,3 +317,22 @@ def test_resume_with_push_of_a_finished_run_says_how_to_publish_it(hub, tmp_path
     assert again.returncode == 2 and "Traceback" not in again.stderr
     assert again.stderr.strip() == (f"error: nothing to resume: the run in {out} is finished and saved there; publish it "
                                     f"with: python -m lenet5 push {out} --repo-id tester/finished")
+
+
+@pytest.mark.slow
+def test_a_hub_that_stalls_the_download_is_given_up_on_and_the_demo_starts_bundled(hub, monkeypatch):
+    # model_info answered, the weights' GET never: the download's own retries kept the demo 400 s from starting
+    import app
+
+    LeNet5().push_to_hub("tester/stalled")
+    monkeypatch.setattr(lenet5_hub, "LOAD_SECONDS", 3)
+    hub.stall_downloads = True
+    try:
+        start = time.monotonic()
+        with pytest.raises(ValueError, match=r"^cannot load tester/stalled: the Hub at \S+ did not deliver it within 3 s$"):
+            load_model("tester/stalled")
+        models, line = app.load_demo_models("tester/stalled")
+        assert time.monotonic() - start < 15
+        assert list(models) == list(app.BUNDLED_NAMES.values()) and "could not be loaded" in line
+    finally:
+        hub.stall_downloads = False
