@@ -220,7 +220,6 @@ class HubServer:
 def main() -> None:
     """Serve until Ctrl-C, to try README's publishing commands without the real Hub."""
     import argparse
-    import time
 
     parser = argparse.ArgumentParser(description="a local Hugging Face Hub look-alike on 127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="(default: a free port)")
