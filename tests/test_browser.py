@@ -223,16 +223,7 @@ def test_a_number_written_with_the_mouse_is_read(page):
     pad = page.locator("#number-canvas canvas").first
     pad.wait_for()
     page.wait_for_timeout(1_000)
-    zoom = float(page.locator("#number-canvas .zoom-number span").inner_text().rstrip("%")) / 100
-    box = pad.bounding_box()
-    left, top = box["x"] + box["width"] / 2 - 420 * zoom, box["y"] + box["height"] / 2 - 140 * zoom
-    for slot, digit in enumerate("314"):  # each digit in its own 280-pixel third of the canvas
-        for stroke in STROKES[digit]:
-            page.mouse.move(left + (slot * 280 + stroke[0][0]) * zoom, top + stroke[0][1] * zoom)
-            page.mouse.down()
-            for x, y in stroke[1:]:
-                page.mouse.move(left + (slot * 280 + x) * zoom, top + y * zoom, steps=2)
-            page.mouse.up()
+    write_number(page, "314")
     expect(page.locator("#number-text")).to_contain_text("It reads 314", timeout=READ_TIMEOUT)
     expect(page.locator("#number-insides img")).to_have_count(2)
     page.screenshot(path=SCREENSHOTS / "number.png", full_page=True)
