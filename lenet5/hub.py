@@ -121,7 +121,10 @@ def model_to_serve(space_readme: Path) -> str | None:
         return os.environ["LENET5_MODEL"]
     if not os.environ.get("SPACE_ID") or not os.path.isfile(space_readme):
         return None
-    models = SpaceCard.load(space_readme).data.to_dict().get("models") or []
+    try:
+        models = SpaceCard.load(space_readme).data.to_dict().get("models") or []
+    except Exception:  # noqa: BLE001  front matter it cannot parse (YAML, card data): the bundled weights
+        return None
     return str(models[0]) if isinstance(models, list) and models else None
 
 

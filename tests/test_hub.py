@@ -288,6 +288,8 @@ def test_a_space_serves_the_first_model_its_readme_lists(tmp_path, monkeypatch):
     monkeypatch.setenv("SPACE_ID", "tester/digits")
     assert model_to_serve(readme) == "tester/first"
     assert model_to_serve(REPO / "README.md") is None and model_to_serve(tmp_path / "missing.md") is None
+    (tmp_path / "broken.md").write_text("---\nmodels: [tester/first\n---\n")  # YAML that does not parse
+    assert model_to_serve(tmp_path / "broken.md") is None
     monkeypatch.setenv("LENET5_MODEL", "tester/chosen")
     assert model_to_serve(readme) == "tester/chosen"
 
