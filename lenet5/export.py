@@ -15,14 +15,13 @@ from pathlib import Path
 
 import torch
 
-from .modern import INPUT_SIZE
-
 INPUT_NAME, OUTPUT_NAME = "pixels", "logits"
 OPSET = 18
 
 
-def export_onnx(model: torch.nn.Module, path: str | Path) -> Path:
-    """Write a LeNet5 (in eval mode) to `path` as ONNX, any batch size; the file appears whole or not at all.
+def export_onnx(model: torch.nn.Module, path: str | Path, side: int = 28) -> Path:
+    """Write a LeNet5 (in eval mode, reading `side` x `side` digits) to `path` as ONNX, for any batch size;
+    the file appears whole or not at all.
 
     Raises ValueError, in one sentence, when the exporter's packages are missing or the file cannot be written.
     """
@@ -35,7 +34,7 @@ def export_onnx(model: torch.nn.Module, path: str | Path) -> Path:
     if os.path.isdir(path):
         raise ValueError(f"{path} is a folder: name the .onnx file to write")
     weight = next(model.parameters())
-    example = torch.zeros(2, model.in_chans, INPUT_SIZE, INPUT_SIZE, dtype=weight.dtype, device=weight.device)
+    example = torch.zeros(2, model.in_chans, side, side, dtype=weight.dtype, device=weight.device)
     if not os.path.isdir(path.parent):
         raise ValueError(f"cannot write {path}: there is no folder {path.parent}")
     was_training = model.training

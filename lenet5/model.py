@@ -222,7 +222,7 @@ class LeNet5(
     def export_onnx(self, path: str | Path) -> Path:
         """This network as an ONNX file with a dynamic batch (lenet5.export, which needs onnx and onnxscript)."""
         from .export import export_onnx  # PyTorch's exporter costs seconds to import: only when used
-        return export_onnx(self, path)
+        return export_onnx(self, path, INPUT_SIZE)
 
     # The mixin's save and push, with a card whose loading snippets name this very folder or repo.
     def save_pretrained(self, save_directory, *, model_card_kwargs: dict | None = None, **kwargs):
