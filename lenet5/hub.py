@@ -13,9 +13,9 @@ commit, so the Hub never shows a card whose figures or pictures are missing.
 import json
 import os
 import threading
+from concurrent.futures import Future, wait
 from functools import lru_cache, partial
 from pathlib import Path
-from queue import Empty, Queue
 
 import httpx2  # huggingface_hub's HTTP client: its errors are what an unreachable Hub raises
 import torch
@@ -131,22 +131,19 @@ def model_to_serve(space_readme: Path) -> str | None:
 def within(seconds: float, work, too_slow: str):
     """work(), or ValueError(too_slow) once `seconds` have passed; the work goes on in a daemon thread, so a
     stalled download keeps nothing of the caller waiting and ends with the process."""
-    outcome: Queue = Queue(maxsize=1)
-    threading.Thread(target=lambda: outcome.put(capture(work)), daemon=True).start()
-    try:
-        ok, value = outcome.get(timeout=seconds)
-    except Empty:
-        raise ValueError(f"{too_slow} within {seconds:g} s") from None
-    if not ok:
-        raise value
-    return value
+    outcome: Future = Future()
 
+    def run() -> None:
+        try:
+            outcome.set_result(work())
+        except BaseException as error:  # noqa: BLE001  raised again in the caller's thread
+            outcome.set_exception(error)
 
-def capture(work) -> tuple[bool, object]:
-    try:
-        return True, work()
-    except BaseException as error:  # noqa: BLE001  re-raised in the caller's thread
-        return False, error
+    threading.Thread(target=run, daemon=True).start()
+    wait([outcome], timeout=seconds)
+    if not outcome.done():
+        raise ValueError(f"{too_slow} within {seconds:g} s")
+    return outcome.result()
 
 
 @lru_cache(maxsize=1)
