@@ -1,7 +1,7 @@
 """MNIST test digits re-drawn the way people give them to the app: on a 280x280 canvas with thin or thick
 pens, small and off-centre or filling the canvas, photographed on paper with uneven light and JPEG
-noise, chalk on a dark board, or sent as transparent RGBA. Used by the tests and by
-`python bench/drawn_accuracy.py`, which prints the accuracy per style.
+noise, chalk on a dark board, sent as transparent RGBA, or cropped to the ink with or without a margin.
+Used by the tests and by `python bench/drawn_accuracy.py`, which prints the accuracy per style.
 """
 
 import io
@@ -87,6 +87,19 @@ def transparent_canvas(digit, rng) -> np.ndarray:
     return rgba
 
 
+def cropped(margin: int) -> Callable[[torch.Tensor, np.random.Generator], np.ndarray]:
+    """A digit cropped to its ink's box, its longer side scaled to 200 pixels, with `margin` pixels of paper
+    all round: 0, and the ink touches the picture's edges, as people crop photos and scans."""
+    def style(digit: torch.Tensor, rng) -> np.ndarray:
+        rows, cols = torch.nonzero(digit.amax(1)).flatten(), torch.nonzero(digit.amax(0)).flatten()
+        box = digit[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].float()[None, None] / 255
+        scale = 200 / max(box.shape[-2:])
+        size = [max(1, round(side * scale)) for side in box.shape[-2:]]
+        ink = F.interpolate(box, size=size, mode="bicubic", align_corners=False)[0, 0].clamp(0, 1)
+        return black_on_white(np.pad(ink.numpy(), margin))
+    return style
+
+
 STYLES: dict[str, Callable[[torch.Tensor, np.random.Generator], np.ndarray]] = {
     "thin pen": thin_pen,
     "thick pen": thick_pen,
@@ -95,6 +108,9 @@ STYLES: dict[str, Callable[[torch.Tensor, np.random.Generator], np.ndarray]] = {
     "photo of paper (JPEG)": photo_of_paper,
     "light on dark": chalk_on_board,
     "transparent RGBA": transparent_canvas,
+    "cropped to the ink": cropped(0),
+    "cropped, 2 px margin": cropped(2),
+    "cropped, 20 px margin": cropped(20),
 }
 
 
