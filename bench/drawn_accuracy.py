@@ -26,7 +26,7 @@ def main() -> None:
     model = load_model(args.model)
     test = read_mnist(args.data_dir, train=False)
     images, labels = test.images[: args.count], test.labels[: args.count].tolist()
-    print(f"{'style':<24}{'accuracy':>9}{'refused':>9}{'ms/image':>10}")
+    print(f"{'style':<28}{'accuracy':>9}{'refused':>9}{'ms/image':>10}")
     for style in STYLES:
         pictures = drawn_set(images, style)
         start = time.perf_counter()
@@ -34,7 +34,7 @@ def main() -> None:
         ms = 1000 * (time.perf_counter() - start) / len(pictures)
         correct = sum(r.probs is not None and r.ranked[0][0] == str(y) for r, y in zip(readings, labels))
         refused = sum(r.probs is None for r in readings)
-        print(f"{style:<24}{correct / len(labels):>9.2%}{refused:>9}{ms:>10.2f}")
+        print(f"{style:<28}{correct / len(labels):>9.2%}{refused:>9}{ms:>10.2f}")
 
 
 if __name__ == "__main__":

@@ -228,3 +228,16 @@ def border(plane: np.ndarray) -> np.ndarray:
     h, w = plane.shape
     dy, dx = max(1, h // 20), max(1, w // 20)
     return np.concatenate([plane[:dy].ravel(), plane[-dy:].ravel(), plane[:, :dx].ravel(), plane[:, -dx:].ravel()])
+
+
+def shrink(picture: Image.Image, side: int) -> Image.Image:
+    """Area-average a picture so that its longer side is at most `side`."""
+    w, h = picture.size
+    if max(h, w) <= side:
+        return picture
+    whole = max(h, w) // side
+    if whole > 1 and max(h, w) % side == 0:  # an exact block average: PIL's reduce is the fastest way
+        return picture.reduce(whole)
+    scale = side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return picture.resize(size, Image.Resampling.BOX, reducing_gap=2.0 if whole > 1 else None)

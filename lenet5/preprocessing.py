@@ -16,20 +16,15 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from scipy import ndimage
 
-from .decoding import MAX_SIDE, NoDigitError, border, canvas_image, opaque, to_picture
+from .decoding import MAX_SIDE, NoDigitError, canvas_image, opaque, shrink, to_picture
+from .ink import ink_map
 
 FIELD = 28  # output size
 BOX = 20  # the digit's longer side after scaling
 CENTER = 14.0  # where MNIST puts the centre of mass (measured on the training set: 14.0 in pixel indices)
 WORK_SIDE = 140  # pictures are read at this size: the digit ends up 20 pixels tall, so 7x that keeps every stroke
 SMALL_DIGIT = 3 * BOX  # a digit less than this many working pixels across is re-read at up to MAX_SIDE
-FLAT_BORDER = 0.02  # a frame varying less than this is plain paper or canvas: no lighting to model
-BACKGROUND_SIZE = 64  # the background is estimated on a copy this large: lighting varies slowly
-BACKGROUND_KERNEL = 0.25  # strokes narrower than this fraction of the picture count as ink, not background
-MIN_CONTRAST = 0.1  # less difference than this between ink and background reads as a blank picture
-NOISE_FLOOR = 0.2  # ink weaker than this fraction of the strongest strokes is paper texture or JPEG noise
 # Limits of digit-like ink, measured on MNIST's 60,000 training digits: strokes are thin, so at most 20% of
 # a digit's ink lies more than 3 pixels inside its outline (25% for the thickest pens in tests/drawn.py;
 # 34-44% for a dot, a disc or a dense scribble), and no digit is less than 0.55 times as tall as it is wide.
@@ -150,84 +145,10 @@ def solid_core(mask: np.ndarray) -> int:
     return int(np.count_nonzero(mask))
 
 
-def shrink(picture: Image.Image, side: int) -> Image.Image:
-    """Area-average a picture so that its longer side is at most `side`."""
-    w, h = picture.size
-    if max(h, w) <= side:
-        return picture
-    whole = max(h, w) // side
-    if whole > 1 and max(h, w) % side == 0:  # an exact block average: PIL's reduce is the fastest way
-        return picture.reduce(whole)
-    scale = side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return picture.resize(size, Image.Resampling.BOX, reducing_gap=2.0 if whole > 1 else None)
 
 
-def ink_map(plane: np.ndarray, is_alpha: bool) -> np.ndarray:
-    """An intensity plane -> float [H, W] in [0, 1], ink = 1, whatever the polarity or lighting."""
-    if is_alpha:
-        return normalize_ink(plane)
-    frame = border(plane)
-    low, high = float(frame.min()), float(frame.max())
-    if high - low < FLAT_BORDER:  # plain canvas or paper: no lighting to model
-        paper = (low + high) / 2
-        dark_ink, background = paper > 0.5, np.float32(paper)
-    else:
-        dark_ink = median(frame) > 0.5
-        background = estimate_background(plane, dark_ink)
-    return normalize_ink(background - plane if dark_ink else plane - background)
 
 
-def median(values: np.ndarray) -> float:
-    """The median of a picture's frame, from every other value: plenty for telling paper from ink."""
-    sample = values[::2]
-    return float(np.partition(sample, sample.size // 2)[sample.size // 2])
-
-
-def estimate_background(gray: np.ndarray, dark_ink: bool) -> np.ndarray:
-    """The paper (or board) alone, with its uneven lighting.
-
-    A morphological closing (opening, for light ink) of a small copy removes strokes; a smooth surface
-    (quadratic in x and y) fitted to what remains along the picture's frame is the lighting. Fitting on the
-    frame only means no shape inside the picture, however large and dark, can pass for background.
-    """
-    h, w = gray.shape
-    small = np.asarray(shrink(Image.fromarray(gray), BACKGROUND_SIZE))
-    k = max(3, int(max(small.shape) * BACKGROUND_KERNEL) | 1)
-    grow, cut = ndimage.maximum_filter, ndimage.minimum_filter
-    if not dark_ink:
-        grow, cut = cut, grow
-    paper = cut(grow(small, k, mode="nearest"), k, mode="nearest")  # strokes disappear, large shapes come back
-    sh, sw = paper.shape
-    frame = np.zeros((sh, sw), dtype=bool)
-    frame[: max(1, sh // 10)], frame[-max(1, sh // 10) :] = True, True
-    frame[:, : max(1, sw // 10)], frame[:, -max(1, sw // 10) :] = True, True
-    yy, xx = np.meshgrid(np.arange(sh) / sh, np.arange(sw) / sw, indexing="ij")
-    terms = surface_terms(yy.ravel(), xx.ravel())
-    coefficients, *_ = np.linalg.lstsq(terms[frame.ravel()], paper[frame], rcond=None)
-    surface = (terms @ coefficients).reshape(sh, sw).astype(np.float32)
-    return np.asarray(Image.fromarray(surface).resize((w, h), Image.Resampling.BILINEAR))
-
-
-def surface_terms(y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    return np.stack([np.ones_like(y), y, x, y * y, x * x, x * y], axis=1)
-
-
-def normalize_ink(ink: np.ndarray) -> np.ndarray:
-    """Scale ink so its strokes reach 1 and drop what is weaker than the noise floor."""
-    flat = ink.ravel()
-    top = float(flat.max())
-    hot = int(flat.size * 0.005)  # the strongest 0.5% of pixels may be specks: they must not set the scale
-    inked = flat[flat > 0]  # the percentile is found among these alone: far fewer values to sort through
-    if flat.size > 400 and inked.size > hot:
-        strongest = float(np.partition(inked, inked.size - hot - 1)[inked.size - hot - 1])
-    else:
-        strongest = top
-    strongest = max(strongest, top * 0.5)
-    if strongest < MIN_CONTRAST:
-        raise NoDigitError("the picture is blank")
-    scale = np.float32(1 / (strongest * (1 - NOISE_FLOOR)))
-    return np.clip(ink * scale - np.float32(NOISE_FLOOR / (1 - NOISE_FLOOR)), 0, 1, dtype=np.float32)
 
 
 def box_sum(plane: np.ndarray, radius: int) -> np.ndarray:

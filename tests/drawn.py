@@ -1,6 +1,7 @@
 """MNIST test digits re-drawn the way people give them to the app: on a 280x280 canvas with thin or thick
 pens, small and off-centre or filling the canvas, photographed on paper with uneven light and JPEG
-noise, chalk on a dark board, sent as transparent RGBA, or cropped to the ink with or without a margin.
+noise, chalk on a dark board, sent as transparent RGBA, or cropped to the ink (in pen, marker or chalk)
+with or without a margin.
 Used by the tests and by `python bench/drawn_accuracy.py`, which prints the accuracy per style.
 """
 
@@ -73,8 +74,11 @@ def photo_of_paper(digit, rng) -> np.ndarray:
 
 
 def chalk_on_board(digit, rng) -> np.ndarray:
+    return chalk(place(pen(upscale(digit, 200), 1), 40, 40), rng)
+
+
+def chalk(ink: np.ndarray, rng) -> np.ndarray:
     """Light strokes on a dark, noisy background."""
-    ink = place(pen(upscale(digit, 200), 1), 40, 40)
     gray = 0.18 + 0.7 * ink + rng.normal(0, 0.05, ink.shape)
     return jpeg(np.clip(gray * 255, 0, 255).astype(np.uint8), quality=70)
 
@@ -87,20 +91,34 @@ def transparent_canvas(digit, rng) -> np.ndarray:
     return rgba
 
 
-def cropped(margin: int) -> Callable[[torch.Tensor, np.random.Generator], np.ndarray]:
+Style = Callable[[torch.Tensor, np.random.Generator], np.ndarray]
+
+
+def cropped(margin: int, width_change: int = 0, board: bool = False) -> Style:
     """A digit cropped to its ink's box, its longer side scaled to 200 pixels, with `margin` pixels of paper
-    all round: 0, and the ink touches the picture's edges, as people crop photos and scans."""
+    all round: 0, and the ink touches the picture's edges, as people crop photos and scans. A marker
+    (`width_change` > 0) is cropped again after thickening; `board` draws chalk on a dark board."""
     def style(digit: torch.Tensor, rng) -> np.ndarray:
-        rows, cols = torch.nonzero(digit.amax(1)).flatten(), torch.nonzero(digit.amax(0)).flatten()
-        box = digit[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].float()[None, None] / 255
-        scale = 200 / max(box.shape[-2:])
-        size = [max(1, round(side * scale)) for side in box.shape[-2:]]
-        ink = F.interpolate(box, size=size, mode="bicubic", align_corners=False)[0, 0].clamp(0, 1)
-        return black_on_white(np.pad(ink.numpy(), margin))
+        ink = upscale_box(to_box(digit.float() / 255))
+        if width_change:
+            ink = to_box(pen(ink, width_change))
+        ink = np.pad(ink.numpy(), margin)
+        return chalk(ink, rng) if board else black_on_white(ink)
     return style
 
 
-STYLES: dict[str, Callable[[torch.Tensor, np.random.Generator], np.ndarray]] = {
+def to_box(ink: torch.Tensor) -> torch.Tensor:
+    rows, cols = torch.nonzero(ink.amax(1)).flatten(), torch.nonzero(ink.amax(0)).flatten()
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def upscale_box(box: torch.Tensor, side: int = 200) -> torch.Tensor:
+    scale = side / max(box.shape)
+    size = [max(1, round(length * scale)) for length in box.shape]
+    return F.interpolate(box[None, None], size=size, mode="bicubic", align_corners=False)[0, 0].clamp(0, 1)
+
+
+STYLES: dict[str, Style] = {
     "thin pen": thin_pen,
     "thick pen": thick_pen,
     "small, off-centre": small_off_centre,
@@ -111,6 +129,10 @@ STYLES: dict[str, Callable[[torch.Tensor, np.random.Generator], np.ndarray]] = {
     "cropped to the ink": cropped(0),
     "cropped, 2 px margin": cropped(2),
     "cropped, 20 px margin": cropped(20),
+    "marker, cropped to the ink": cropped(0, width_change=4),
+    "marker, 2 px margin": cropped(2, width_change=4),
+    "marker, 20 px margin": cropped(20, width_change=4),
+    "chalk, cropped to the ink": cropped(0, width_change=4, board=True),
 }
 
 
