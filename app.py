@@ -21,16 +21,16 @@ from pydantic import ValidationError
 
 from examples.digits import example_paths
 from lenet5 import LeNet5, NumberReading, load_model, read_number
-from lenet5.gradio_io import CSS, PICK_BRUSH, ReaderBlocks, Refused, body_limit, drawing_pad, is_empty, press_trash, quoted
+from lenet5.gradio_io import CSS, PICK_BRUSH, ReaderBlocks, Refused, drawing_pad, is_empty, press_trash, quoted
 from lenet5.hub import bundled_variants, model_to_serve
 from lenet5.inference import Reading, read_digits
+from lenet5.limits import request_limits
 from lenet5.visualize import boxed_number, digit_row, feature_grid, html_figure, input_picture
 
 README = Path(__file__).parent / "README.md"  # also the Space's configuration: its `models:` are served first
 MAX_BATCH = 32  # simultaneous requests are read in one forward pass
 UNSURE_BELOW = 0.6  # a top probability under this is shown as a guess, not an answer
-# Uploads over 10 MB are refused before they are stored (and any request over 16 MB before it is read, by
-# body_limit); agents get `agent_tools` at /gradio_api/mcp/.
+# Uploads over 10 MB are refused before they are stored, the rest by request_limits; agents use /gradio_api/mcp/.
 LAUNCH_OPTIONS = {"max_file_size": "10mb", "js": PICK_BRUSH, "css": CSS, "mcp_server": True}
 START = "Draw a digit."
 CACHE_LIFETIME = (600, 1800)  # every 10 minutes, delete uploads and outputs older than 30 minutes
@@ -295,6 +295,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="Hub repo or folder to serve (default: $LENET5_MODEL, a Space's models:, bundled)")
     args = parser.parse_args()
-    build_demo(args.model or model_to_serve(README)).launch(**LAUNCH_OPTIONS, app_kwargs=body_limit())
+    build_demo(args.model or model_to_serve(README)).launch(**LAUNCH_OPTIONS, app_kwargs=request_limits())
 else:  # `gradio app.py` and other importers find the demo here
     demo = build_demo(model_to_serve(README))

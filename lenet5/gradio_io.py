@@ -7,7 +7,6 @@ visitor reads are app.py's.
 
 import gradio as gr
 from gradio.exceptions import InvalidPathError
-from starlette.middleware import Middleware
 
 # Gradio's Sketchpad opens, and reopens after every way of clearing it, with no tool picked: a first drag
 # only selects the text "select the draw tool to start". This picks the brush whenever a pad has none, so
@@ -45,42 +44,11 @@ CSS = """
 """
 
 
-class BodyLimit:
-    """ASGI middleware: a request body over `max_bytes` is refused (413) before Gradio parses it. A 300 MB
-    JSON body to the queue cost 2.2 GB; Gradio's own `max_file_size` bounds the files of an upload only."""
-
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"text/plain")]})
-            return await send({"type": "http.response.body", "body": b"Request too large for this demo.\n"})
-        seen = 0
-
-        async def bounded_receive():  # a body sent without its length: cut off where it passes the limit
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b"")) if message["type"] == "http.request" else 0
-            return {"type": "http.disconnect"} if seen > self.max_bytes else message
-
-        return await self.app(scope, bounded_receive, send)
-
-
 def quoted(value, limit: int = 100) -> str:
     """A request's value as a page quotes it back: its repr, cut to `limit` characters (a 1 MB network name
     gave a 1 MB answer)."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def body_limit(max_bytes: int = 16 * 2**20) -> dict:
-    """`launch(app_kwargs=...)` for a server that refuses bodies over `max_bytes` (16 MB: a 10 MB picture sent
-    as a data: URL fits); a new dict each time, as Gradio adds its own keys to it."""
-    return {"middleware": [Middleware(BodyLimit, max_bytes=max_bytes)]}
 
 
 class Refused:
