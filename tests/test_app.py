@@ -171,6 +171,22 @@ def test_a_bad_picture_in_a_batch_leaves_the_others_alone(models, tmp_path):
     assert "is not an image file" in verdicts[2] and verdicts[6] == "That request is not a picture this demo can read (TypeError)."
 
 
+@pytest.mark.parametrize("size", [6, 32])  # numpy reads up to 16 digits, PyTorch more: both passes
+def test_a_good_picture_gets_the_same_answer_whatever_is_batched_beside_it(models, tmp_path, size):
+    # #36: under load, once, good sevens batched beside an unreadable picture were not read as 7.
+    (tmp_path / "fake.png").write_text("not a picture")
+    bad = [str(tmp_path / "fake.png"), app.Refused(TypeError("unreadable")), {"composite": 5}, None, "/etc/passwd"]
+    good = [str(example_paths()[7]), str(example_paths()[1])]
+    images = [good[i % 2] if i % 3 else bad[i % len(bad)] for i in range(size)]
+    alone = {path: app.one(app.read_batch, path, MODERN, models) for path in good}
+    verdicts, bars, insides = app.read_batch(images, [MODERN] * size, models)
+    for image, verdict, bar, inside in zip(images, verdicts, bars, insides):
+        if isinstance(image, str) and image in alone:
+            assert (verdict, inside) == (alone[image][0], alone[image][2])
+            assert bar.keys() == alone[image][1].keys()
+            assert all(abs(bar[k] - alone[image][1][k]) < 1e-5 for k in bar)
+
+
 def test_a_model_that_cannot_load_falls_back_to_the_bundled_ones(hub):
     models, line = app.load_demo_models("tester/no-such-model")
     assert line.startswith("The model `tester/no-such-model` could not be loaded, so the bundled LeNet-5s are shown")
@@ -351,6 +367,30 @@ def test_one_bad_picture_among_simultaneous_requests_fails_no_one(served_app, tm
         answers = [job.result(timeout=120) for job in jobs]
     assert [top_label(bars) for _, bars, _ in answers[:10]] == list("0123456789")
     assert all("is not an image file" in verdict and not bars for verdict, bars, _ in answers[10:])
+
+
+@pytest.mark.slow
+def test_under_cpu_load_good_requests_batched_beside_bad_ones_are_all_read(served_app, tmp_path):
+    # Two busy processes (each stops by itself after 90 s) take both cores while five sevens and one bad
+    # request arrive together, round after round: every seven must still read as 7.
+    busy = [subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 90\nwhile time.time() < end: pass"])
+            for _ in range(2)]
+    (tmp_path / "fake.png").write_text("not a picture")
+    seven = {"background": None, "layers": [], "composite": handle_file(example_paths()[7])}
+    bad = [handle_file(tmp_path / "fake.png"), {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, 7,
+           {"path": "http://127.0.0.1:9/x.png", "meta": {"_type": "gradio.FileData"}}]
+    client = Client(served_app, verbose=False, download_files=False)
+    try:
+        for value in bad:
+            with ThreadPoolExecutor(max_workers=6) as pool:
+                jobs = [pool.submit(client.predict, seven, api_name="/predict") for _ in range(5)]
+                jobs.append(pool.submit(queue_call, served_app, "predict", [{"background": None, "layers": [],
+                                                                              "composite": value}, MODERN]))
+                answers = [job.result(timeout=120) for job in jobs]
+            assert [top_label(bars) for _, bars, _ in answers[:5]] == ["7"] * 5, value
+    finally:
+        for process in busy:
+            process.kill()
 
 
 @pytest.mark.slow
