@@ -2,6 +2,7 @@
 
     python train.py                              # full recipe, CUDA when present, else CPU
     python train.py --fast --out /tmp/quick      # 99% in one epoch (a few seconds on a 2-core CPU)
+    python train.py --time-budget 60             # the best run that fits in a minute, saving included
     python train.py --variant lecun1998          # the paper's own network (LeCun et al., 1998)
     python train.py --resume                     # continue an interrupted run from its last epoch
     python train.py --push --repo-id you/lenet5-mnist   # then publish it on the Hugging Face Hub
@@ -14,22 +15,28 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-import torch
+STARTED = time.perf_counter()  # a --time-budget counts from here: before PyTorch and lenet5 are imported
 
-from lenet5.checkpoint import is_finished, load_checkpoint
-from lenet5.data import load_mnist, new_folders, remove_empty
-from lenet5.hub import PICTURES, hub_username, publish, resolve_repo_id
-from lenet5.recipes import DEVICES, FLAG_FIELDS, PRESETS, TrainConfig, command, flag, from_saved, recipe, resolve_device
-from lenet5.report import build_metrics, save_run
-from lenet5.training import Trainer, evaluate, format_epoch
-from lenet5.writing import number_pieces
+import torch  # noqa: E402
+
+from lenet5.budget import FINISH_SECONDS, plan, plan_pieces, seconds_per_step  # noqa: E402
+from lenet5.checkpoint import is_finished, load_checkpoint  # noqa: E402
+from lenet5.data import load_mnist, new_folders, remove_empty  # noqa: E402
+from lenet5.hub import PICTURES, hub_username, publish, resolve_repo_id  # noqa: E402
+from lenet5.recipes import (DEVICES, FLAG_FIELDS, PRESETS, TrainConfig, command, flag, from_saved,  # noqa: E402
+                            recipe, resolve_device)
+from lenet5.report import build_metrics, save_run  # noqa: E402
+from lenet5.training import Trainer, evaluate, format_epoch  # noqa: E402
+from lenet5.writing import number_pieces  # noqa: E402
 
 # A run writes about 2 MB, and its checkpoint also keeps the pieces of numbers cut for it (61 MB for the
 # recipe's 8,000 numbers), twice that while a new one replaces the old: with less free space the disk fills.
 MIN_FREE_BYTES = 200 * 2**20
 RUN_FILES = ("config.json", "README.md", "metrics.json", *PICTURES)  # what save_run writes beside the weights
+BUDGET_MARGIN = 3  # seconds a --time-budget run may end past its budget (bench/train_speed.py measures it)
 
 
 def preset_default(name: str) -> str:
@@ -61,8 +68,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "digits (on CUDA 2 epochs of batch 1024), no augmentation, no EMA, no validation; flags "
                         "given with it still win")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
-                   help="stop cleanly once this much training time is used up: the epoch in progress is cut short, "
-                        "validated and saved like any other, and --resume can continue the run")
+                   help="the best run that fits: the whole command (start-up, data, training, evaluation, saving) "
+                        f"ends within SECONDS plus {BUDGET_MARGIN:g}, its epochs, moving average and pieces of "
+                        "numbers planned from measured steps (at most the recipe's). With --resume: train at most "
+                        "this long, then stop cleanly; --resume continues again")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto uses CUDA when present (default: %(default)s)")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="where MNIST is read from or downloaded to (default: $LENET5_DATA, else ~/.cache/lenet5)")
@@ -75,6 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repo-id", default=None, help="Hub repo for --push (default: YOUR_NAME/lenet5-mnist)")
     p.add_argument("--private", action="store_true", help="with --push: create the repo as private")
     args = p.parse_args(argv)
+    if args.time_budget is not None and not args.time_budget > 0:
+        p.error(f"--time-budget must be a positive number of seconds, got {args.time_budget:g}")
     if (args.repo_id or args.private) and not args.push:
         p.error("--repo-id and --private only take effect with --push: add --push to publish")
     if args.resume and args.overwrite:
@@ -109,6 +120,16 @@ def prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
             (out / name).unlink(missing_ok=True)
 
 
+def planned(config: TrainConfig, budget: float, data, device: torch.device, pieces: int) -> TrainConfig:
+    """The recipe planned for what is left of `budget` after start-up, data and the step's measurement."""
+    step = seconds_per_step(config, data, device)
+    left = STARTED + budget - FINISH_SECONDS - time.perf_counter()
+    config = plan(config, left, step, len(data.train) + pieces, len(data.val))
+    print(f"planned for {budget:g} s: {config.epochs} epochs at {1000 * step:.1f} ms a step in the {left:.0f} s "
+          f"left for training, EMA decay {config.ema_decay:g}, pieces of {config.pieces:,} numbers", flush=True)
+    return config
+
+
 def stop_as_ctrl_c(signum, frame) -> None:
     raise KeyboardInterrupt  # `kill`, a closed terminal's session, a scheduler's stop: handled as Ctrl-C is
 
@@ -128,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
             publish_it = f"; publish it with: {push_command(args.out, repo_id, args.private)}" if repo_id else ""
             raise ValueError(f"nothing to resume: the run in {args.out} is finished and saved there{publish_it}")
         config = from_saved(state["config"]) if state else config_from_args(args, device)
+        budgeted = args.time_budget is not None and not state
+        if budgeted:
+            config = config.but(pieces=plan_pieces(config, args.time_budget))
         data = load_mnist(args.data_dir, config.val_size, device)
         if config.pieces and not (state and state.get("pieces")):
             print(f"writing {config.pieces:,} numbers with the training digits and cutting them into pieces", flush=True)
@@ -139,11 +163,14 @@ def main(argv: list[str] | None = None) -> int:
         else:  # cut on every core the training uses: the same pieces as in one process, sooner
             workers = torch.get_num_threads()
             pieces = number_pieces(data.train, config.pieces, config.seed, workers=workers) if config.pieces else None
+            if budgeted:
+                config = planned(config, args.time_budget, data, device, len(pieces.labels) if pieces else 0)
             trainer = Trainer(config, data, device, pieces)
         cut = (f" and {len(trainer.train_split) - len(data.train):,} pieces of {config.pieces:,} numbers written with "
                "them" if config.pieces else "")
         print(f"training LeNet-5 ({config.variant}) on {len(data.train):,} MNIST digits{cut}, device {device}")
-        result = trainer.run(checkpoint, time_budget=args.time_budget)
+        left = STARTED + args.time_budget - FINISH_SECONDS - time.perf_counter() if budgeted else args.time_budget
+        result = trainer.run(checkpoint, time_budget=max(left, 1.0) if left is not None else None)
         test = evaluate(result.model, data.test)
         metrics = build_metrics(result, test, device, len(data.train), len(data.val), command(config))
         written = save_run(args.out, result, data.test, test, metrics)

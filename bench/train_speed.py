@@ -3,6 +3,7 @@
     python bench/train_speed.py                 # tutorial, ours for seeds 0-4, tutorial again; CUDA when present
     python bench/train_speed.py --seeds 0 1 2   # ours for these seeds
     python bench/train_speed.py --full          # the tutorial's full 14 epochs (default: stop at 99%)
+    python bench/train_speed.py --budgets       # without the train.py --time-budget runs (15, 30, 60, 120 s)
 
 (a) tutorial: the pytorch/examples MNIST protocol: torchvision MNIST with ToTensor() and Normalize()
     through a DataLoader of batch 64, Adadelta at lr 1.0 with StepLR(gamma=0.7), the test set after
@@ -15,6 +16,10 @@
     ours and again after, and its times are the mean of the two, so that a machine drifting in speed
     moves both sides alike.
 
+Then (c): `python train.py --time-budget SECONDS --val-size 0` for each budget, the default recipe on all
+60,000 digits with seed 0, timed as a whole command, beside the tutorial's accuracy after the epochs it
+trained in the same time (the tutorial runs until the largest budget's worth of training, and 99%).
+
 Last, the cost of our training step is set against the floor: the step's multiply-adds at the speed of
 a large matrix multiply on the same device and in the same precision, measured in this run.
 """
@@ -25,6 +30,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,7 +38,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from lenet5.data import default_data_dir, load_mnist  # noqa: E402
 from lenet5.model import LeNet5  # noqa: E402
@@ -68,7 +75,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_tutorial(data_dir: Path, device: torch.device, max_epochs: int, stop_at_target: bool) -> dict:
+def run_tutorial(data_dir: Path, device: torch.device, max_epochs: int, stop_at_target: bool, until_s: float = 0) -> dict:
     from torchvision import datasets, transforms
 
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))])
@@ -101,7 +108,8 @@ def run_tutorial(data_dir: Path, device: torch.device, max_epochs: int, stop_at_
         sync(device)
         epochs.append({"seconds": time.perf_counter() - start, "test_acc": test_accuracy()})
         scheduler.step()
-        if stop_at_target and epochs[-1]["test_acc"] >= TARGET:
+        trained = sum(e["seconds"] for e in epochs)
+        if stop_at_target and epochs[-1]["test_acc"] >= TARGET and trained >= until_s:
             break
     return {"epochs": epochs, "peak_mb": peak_memory_mb(device)}
 
@@ -139,6 +147,44 @@ def run_ours(data_dir: Path, device: torch.device, epochs: int | None, seed: int
         trainer.run(progress=False, until_epoch=trainer.epoch + 1)  # val_size 0: no validation pass inside
         results.append({"seconds": trainer.seconds - before, "test_acc": evaluate(trainer.final_model, data.test).accuracy})
     return {"epochs": results, "peak_mb": peak_memory_mb(device), "recipe": config.__dict__}
+
+
+def run_budget(data_dir: Path, device: torch.device, seconds: float) -> dict:
+    """`python train.py --time-budget SECONDS` on all 60,000 digits, seed 0, timed from outside as a user
+    times it: the whole command, start-up and saving included."""
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, str(ROOT / "train.py"), "--time-budget", f"{seconds:g}", "--val-size", "0",
+                   "--data-dir", str(data_dir), "--device", device.type, "--out", out]
+        start = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if done.returncode:
+            sys.exit(f"train.py --time-budget {seconds:g} failed:\n{done.stderr[-2000:]}")
+        metrics = json.loads((Path(out) / "metrics.json").read_text())
+    return {"budget": seconds, "wall_s": wall, "test_acc": metrics["test_accuracy"], "epochs": metrics["config"]["epochs"]}
+
+
+def tutorial_at(runs: list[dict], seconds: float) -> float | None:
+    """The tutorial's test accuracy after the last epoch it finished within `seconds` of training (its test
+    passes and start-up not counted), the first run's; None if it finished none."""
+    trained, accuracy = 0.0, None
+    for epoch in runs[0]["epochs"]:
+        trained += epoch["seconds"]
+        if trained > seconds:
+            break
+        accuracy = epoch["test_acc"]
+    return accuracy
+
+
+def budget_table(budgets: list[dict], tutorial: list[dict]) -> str:
+    lines = [f"{'--time-budget':<16}{'whole command':>15}{'epochs':>8}{'test accuracy':>15}{'tutorial then':>15}"]
+    for b in budgets:
+        then = tutorial_at(tutorial, b["wall_s"])
+        lines.append(f"{b['budget']:<16g}{b['wall_s']:>13.1f} s{b['epochs']:>8}{b['test_acc']:>15.2%}"
+                     f"{f'{then:.2%}' if then is not None else 'no epoch':>15}")
+    lines.append("tutorial then: its test accuracy after the epochs it finished in the same wall time, counting its "
+                 "training only (first tutorial run)")
+    return "\n".join(lines)
 
 
 def summarise(result: dict) -> dict:
@@ -243,6 +289,8 @@ def main() -> None:
     p.add_argument("--full", action="store_true", help="run all tutorial epochs instead of stopping at 99%%")
     p.add_argument("--ours-epochs", type=int, default=None, help="epochs of our fast recipe (default: its own)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds of our loop (default: 0-4)")
+    p.add_argument("--budgets", type=float, nargs="*", default=[15, 30, 60, 120],
+                   help="train.py --time-budget runs to time, in seconds; none to skip (default: 15 30 60 120)")
     p.add_argument("--only", choices=LOOPS, help=argparse.SUPPRESS)  # one loop, in a child process
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)  # the child's seed
     args = p.parse_args()
@@ -255,7 +303,8 @@ def main() -> None:
         p.error(str(error))
     if args.only:
         if args.only == "tutorial":
-            result = run_tutorial(data_dir, device, args.tutorial_epochs, stop_at_target=not args.full)
+            result = run_tutorial(data_dir, device, args.tutorial_epochs, stop_at_target=not args.full,
+                                  until_s=max(args.budgets, default=0))
         else:
             result = run_ours(data_dir, device, args.ours_epochs, args.seed)
         print(json.dumps(result))
@@ -264,6 +313,7 @@ def main() -> None:
     def child(name: str, loop: str, seed: int = 0) -> dict:
         command = [sys.executable, __file__, "--only", loop, "--seed", str(seed), "--data-dir", str(data_dir),
                    "--device", device.type, "--tutorial-epochs", str(args.tutorial_epochs), *(["--full"] * args.full),
+                   "--budgets", *map(str, args.budgets),
                    *(["--ours-epochs", str(args.ours_epochs)] if args.ours_epochs else [])]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode:
@@ -277,11 +327,17 @@ def main() -> None:
     print("per epoch, seconds / test accuracy:", flush=True)
     tutorial = [child("tutorial 1", "tutorial")]
     ours = {seed: child(f"seed {seed}", "ours", seed) for seed in args.seeds}
+    budgets = []
+    for seconds in args.budgets:
+        budgets.append(run_budget(data_dir, device, seconds))
+        print(f"  --time-budget {seconds:g}: {budgets[-1]['wall_s']:.1f} s, {budgets[-1]['test_acc']:.2%}", flush=True)
     tutorial.append(child("tutorial 2", "tutorial"))
     dtype = training_dtype(device)
     floor = {"gflop_per_epoch": training_flops_per_image() * TRAIN_IMAGES / 1e9, "gflops": matmul_gflops(device, dtype),
              "dtype": str(dtype).removeprefix("torch.")}
     print(report(describe_device(device), tutorial, ours, floor))
+    if budgets:
+        print(budget_table(budgets, tutorial))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 import signal
+import re
 import subprocess
 import sys
 import time
@@ -168,6 +169,23 @@ def test_a_folder_name_too_long_to_look_up_gets_a_one_line_error(tmp_path, data_
         result = run("train.py", "--epochs", "1", *args)
         assert result.returncode == 2 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr, args
     assert not (tmp_path / "run").exists()  # and no empty --out is left behind
+
+
+@pytest.mark.slow
+def test_a_time_budget_plans_the_recipe_and_saves_a_plain_one(tmp_path, data_dir):
+    # 10,000 digits: the 30-epoch recipe does not fit in 20 s here, so fewer epochs are planned, whole.
+    out = tmp_path / "run"
+    result = run("train.py", "--time-budget", "20", "--val-size", "50000", "--no-augment", "--pieces", "0",
+                 "--data-dir", str(data_dir), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    planned = re.search(r"planned for 20 s: (\d+) epochs at [\d.]+ ms a step", result.stdout)
+    assert planned, result.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["epochs"] == int(planned.group(1)) < 30 and metrics["test_accuracy"] > 0.9
+    assert f"--epochs {planned.group(1)}" in metrics["command"]  # the plan is a recipe train.py trains again
+    for bad in ("0", "-5", "nan"):
+        refused = run("train.py", "--time-budget", bad, "--out", str(tmp_path / "no"))
+        assert refused.returncode == 2 and "--time-budget must be a positive number of seconds" in refused.stderr
 
 
 @pytest.mark.slow

@@ -6,7 +6,8 @@ import torch
 
 from lenet5 import recipes, training
 from lenet5.checkpoint import is_finished, load_checkpoint
-from lenet5.data import MNIST_FILES, MNISTData, load_mnist, random_affine, to_float
+from lenet5.budget import plan, plan_pieces, seconds_per_step
+from lenet5.data import MNIST_FILES, MNISTData, load_mnist, random_affine, to_float, window_extreme
 from lenet5.recipes import MODERN, describe, recipe, resolve_device, training_dtype
 from lenet5.training import Trainer, evaluate
 
@@ -183,6 +184,32 @@ def test_time_budget_stops_cleanly_and_the_run_can_resume(mnist, tmp_path):
     assert state["epoch"] == len(result.history)
     with pytest.raises(ValueError, match="time budget must be a positive number of seconds, got 0"):
         Trainer(digits_only(epochs=1, batch_size=128), data, CPU).run(progress=False, time_budget=0)
+
+
+def test_stroke_width_windows_are_the_3x3_pools_they_replace():
+    # Shifted slices instead of a stride-1 max-pool (30% of a step): the same values, edges included.
+    x = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(window_extreme(x, torch.maximum), torch.nn.functional.max_pool2d(x, 3, stride=1, padding=1))
+    assert torch.equal(window_extreme(x, torch.minimum), -torch.nn.functional.max_pool2d(-x, 3, stride=1, padding=1))
+
+
+def test_a_time_budget_plans_whole_epochs_a_shorter_average_and_fewer_pieces():
+    # 60,000 digits at batch 256 are 234 steps: at 15 ms a step an epoch takes 3.5 s.
+    short = plan(MODERN, seconds=40, step_seconds=0.015, train_digits=60_000, val_digits=0)
+    assert short.epochs == 11 and short.ema_decay < MODERN.ema_decay
+    assert short.but(epochs=MODERN.epochs, ema_decay=MODERN.ema_decay) == MODERN  # nothing else changes
+    assert plan(MODERN, 4000, 0.015, 60_000, 0) == MODERN  # room for the whole recipe: the recipe itself
+    assert plan(MODERN, 1, 0.015, 60_000, 0).epochs == 1  # too little for one: one, cut off by the deadline
+    assert plan(MODERN, 35.2, 0.015, 60_000, 0).epochs == 10
+    assert plan(MODERN, 35.2, 0.015, 60_000, 5_000).epochs == 9  # the validation pass after each epoch counts
+    assert plan(MODERN.but(ema_decay=0.0), 40, 0.015, 60_000, 0).ema_decay == 0
+    assert 0 < plan_pieces(MODERN, 60) < plan_pieces(MODERN, 600) <= MODERN.pieces == plan_pieces(MODERN, 10**6)
+
+
+def test_the_step_is_measured_on_a_throwaway_run(mnist):
+    data = small(mnist, train=4_096, val=0)
+    step = seconds_per_step(digits_only(epochs=1, batch_size=128), data, CPU)
+    assert 0 < step < 1  # a real measurement, of one step: a second would be a hundred times any CPU's
 
 
 @pytest.mark.slow

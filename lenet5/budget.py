@@ -1,0 +1,54 @@
+"""A recipe planned to fit a time budget (`python train.py --time-budget SECONDS`).
+
+The whole run, from train.py's start to its last saved file, is to end within the budget. The recipe's
+schedule is planned for it from measured steps instead of being cut off: the numbers written for pieces
+are cut to a share of the budget, the epochs are as many as the measured step time lets fit whole (the
+one-cycle warm-up and anneal span them), and the weights' moving average is shortened with them. Nothing
+else changes, so the saved config is a plain recipe that `python train.py` with its flags trains again.
+"""
+
+import math
+import time
+
+import torch
+
+from .data import MNISTData
+from .recipes import TrainConfig
+
+FINISH_SECONDS = 4.0  # the test set's evaluation, the pictures and the files, measured at 2-3 s on 2 cores
+PIECES_SHARE = 0.03  # of the budget for writing and cutting numbers (the recipe's 8,000 take a minute or two)
+SECONDS_PER_NUMBER = 4e-3  # one number written and cut, on one core of a 2-core machine
+EMA_SHARE = 0.06  # the average's horizon as a share of the run: the recipe's 0.999 over its 16,000 steps
+PROBE_WARMUP_SECONDS, PROBE_SECONDS = 0.3, 0.7  # a throwaway run warms up, then its steps are timed
+
+
+def plan_pieces(config: TrainConfig, seconds: float) -> int:
+    """How many numbers to write for pieces within PIECES_SHARE of `seconds` (at most the recipe's)."""
+    return min(config.pieces, int(PIECES_SHARE * seconds / SECONDS_PER_NUMBER))
+
+
+def seconds_per_step(config: TrainConfig, data: MNISTData, device: torch.device) -> float:
+    """One training step of the recipe, measured on this machine: a throwaway run trains for a moment to
+    warm up, then for PROBE_SECONDS, counting its steps."""
+    from .training import Trainer  # training imports recipes, as this module does: imported in use
+
+    probe = Trainer(config.but(pieces=0, epochs=1000), data, device)  # a schedule a fast device cannot run out of
+    probe.train_one_epoch(progress=False, deadline=time.perf_counter() + PROBE_WARMUP_SECONDS)
+    before, start = probe.step, time.perf_counter()
+    probe.train_one_epoch(progress=False, deadline=start + PROBE_SECONDS)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / (probe.step - before)
+
+
+def plan(config: TrainConfig, seconds: float, step_seconds: float, train_digits: int, val_digits: int) -> TrainConfig:
+    """The recipe for `seconds` of training: whole epochs that fit at `step_seconds` a step (with a
+    validation pass after each), at least one and at most the recipe's, and a moving average to match."""
+    steps_per_epoch = train_digits // config.batch_size
+    # an evaluation step has no backward pass or augmentation, and eight times the batch: about a sixth each
+    epoch_seconds = step_seconds * (steps_per_epoch + val_digits / config.batch_size / 6)
+    epochs = max(1, min(config.epochs, math.floor(seconds / epoch_seconds)))
+    if epochs == config.epochs:
+        return config
+    ema_decay = config.ema_decay and min(config.ema_decay, 1 - 1 / max(1.0, EMA_SHARE * epochs * steps_per_epoch))
+    return config.but(epochs=epochs, ema_decay=round(ema_decay, 6))
