@@ -32,8 +32,7 @@ from .decoding import NoDigitError, UnreadableImageError, source_size, to_pictur
 from .hub import default_model
 from .inference import read_fields, reason_for
 from .model import LeNet5
-from .ink import ink_map
-from .preprocessing import center_digit, not_digit_like, working_plane
+from .preprocessing import center_digit, ink_map, not_digit_like, working_plane
 
 NUMBER_HEIGHT = 112  # a number is read with its picture this many pixels tall (at most MAX_WIDTH wide)
 MAX_WIDTH = 1024

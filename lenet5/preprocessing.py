@@ -145,12 +145,6 @@ def solid_core(mask: np.ndarray) -> int:
     return int(np.count_nonzero(mask))
 
 
-
-
-
-
-
-
 def box_sum(plane: np.ndarray, radius: int) -> np.ndarray:
     """The sum over every (2 radius + 1)-square neighbourhood, zero outside the picture: a row pass and a
     column pass of shifted slices. For the small radii used here this is three to four times faster than
