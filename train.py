@@ -22,7 +22,7 @@ STARTED = time.perf_counter()  # a --time-budget counts from here: before PyTorc
 
 import torch  # noqa: E402
 
-from lenet5.budget import FINISH_SECONDS, plan, plan_pieces, seconds_per_step  # noqa: E402
+from lenet5.budget import FINISH_SECONDS, MUON_BELOW_EPOCHS, plan_pieces, plan_run  # noqa: E402
 from lenet5.checkpoint import is_finished, load_checkpoint  # noqa: E402
 from lenet5.data import load_mnist, new_folders, remove_empty  # noqa: E402
 from lenet5.hub import PICTURES, hub_username, publish, resolve_repo_id  # noqa: E402
@@ -30,7 +30,7 @@ from lenet5.recipes import (DEVICES, FLAG_FIELDS, PRESETS, TrainConfig, command,
                             recipe, resolve_device)
 from lenet5.report import build_metrics, save_run  # noqa: E402
 from lenet5.training import Trainer, evaluate, format_epoch  # noqa: E402
-from lenet5.writing import number_pieces  # noqa: E402
+from lenet5.writing import number_pieces, workers_for  # noqa: E402
 
 # A run writes about 2 MB, and its checkpoint also keeps the pieces of numbers cut for it (61 MB for the
 # recipe's 8,000 numbers), twice that while a new one replaces the old: with less free space the disk fills.
@@ -70,8 +70,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="the best run that fits: the whole command (start-up, data, training, evaluation, saving) "
                         f"ends within SECONDS plus {BUDGET_MARGIN:g}, its epochs, moving average and pieces of "
-                        "numbers planned from measured steps (at most the recipe's). With --resume: train at most "
-                        "this long, then stop cleanly; --resume continues again")
+                        "numbers planned from measured steps (at most the recipe's), and where fewer than "
+                        f"{MUON_BELOW_EPOCHS} epochs fit, Muon in place of SGD unless --optimizer or --lr is given. "
+                        "With --resume: train at most this long, then stop cleanly; --resume continues again")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto uses CUDA when present (default: %(default)s)")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="where MNIST is read from or downloaded to (default: $LENET5_DATA, else ~/.cache/lenet5)")
@@ -94,10 +95,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def given_flags(args: argparse.Namespace) -> dict:
+    """The recipe flags the user gave, by TrainConfig field."""
+    return {f.name: getattr(args, f.name) for f in FLAG_FIELDS if f.name != "variant" and getattr(args, f.name) is not None}
+
+
+def optimizer_chosen(args: argparse.Namespace) -> bool:
+    """Whether the user chose the optimizer or its rate, which a --time-budget then leaves as they are."""
+    return bool({"optimizer", "lr"} & set(given_flags(args)))
+
+
 def config_from_args(args: argparse.Namespace, device: torch.device) -> TrainConfig:
     """The preset that --variant and --fast name, with every recipe flag the user gave put over it."""
-    given = {f.name: getattr(args, f.name) for f in FLAG_FIELDS if f.name != "variant" and getattr(args, f.name) is not None}
-    return recipe(args.variant or "modern", args.fast, device, **given)
+    return recipe(args.variant or "modern", args.fast, device, **given_flags(args))
 
 
 def prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
@@ -120,13 +130,14 @@ def prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
             (out / name).unlink(missing_ok=True)
 
 
-def planned(config: TrainConfig, budget: float, data, device: torch.device, pieces: int) -> TrainConfig:
+def planned(config: TrainConfig, budget: float, data, device: torch.device, pieces: int, optimizer_free: bool) -> TrainConfig:
     """The recipe planned for what is left of `budget` after start-up, data and the step's measurement."""
-    step = seconds_per_step(config, data, device)
+    config, step = plan_run(config, STARTED + budget - FINISH_SECONDS, data, device, len(data.train) + pieces,
+                            optimizer_free)
     left = STARTED + budget - FINISH_SECONDS - time.perf_counter()
-    config = plan(config, left, step, len(data.train) + pieces, len(data.val))
     print(f"planned for {budget:g} s: {config.epochs} epochs at {1000 * step:.1f} ms a step in the {left:.0f} s "
-          f"left for training, EMA decay {config.ema_decay:g}, pieces of {config.pieces:,} numbers", flush=True)
+          f"left for training, {config.optimizer} at {config.lr:g}, EMA decay {config.ema_decay:g}, pieces of "
+          f"{config.pieces:,} numbers", flush=True)
     return config
 
 
@@ -160,11 +171,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"resuming {checkpoint} after epoch {trainer.epoch} of {config.epochs}")
             for stats in trainer.history:
                 print(format_epoch(stats, config.epochs))
-        else:  # cut on every core the training uses: the same pieces as in one process, sooner
-            workers = torch.get_num_threads()
+        else:  # cut on every core the training uses where that is sooner: the same pieces either way
+            workers = workers_for(config.pieces, torch.get_num_threads())
             pieces = number_pieces(data.train, config.pieces, config.seed, workers=workers) if config.pieces else None
             if budgeted:
-                config = planned(config, args.time_budget, data, device, len(pieces.labels) if pieces else 0)
+                config = planned(config, args.time_budget, data, device, len(pieces.labels) if pieces else 0,
+                                 optimizer_free=not optimizer_chosen(args))
             trainer = Trainer(config, data, device, pieces)
         cut = (f" and {len(trainer.train_split) - len(data.train):,} pieces of {config.pieces:,} numbers written with "
                "them" if config.pieces else "")

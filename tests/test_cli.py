@@ -183,6 +183,11 @@ def test_a_time_budget_plans_the_recipe_and_saves_a_plain_one(tmp_path, data_dir
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["epochs"] == int(planned.group(1)) < 30 and metrics["test_accuracy"] > 0.9
     assert f"--epochs {planned.group(1)}" in metrics["command"]  # the plan is a recipe train.py trains again
+    import train
+
+    assert not train.optimizer_chosen(train.parse_args(["--time-budget", "20", "--epochs", "3"]))  # Muon may come in
+    for chosen in (["--optimizer", "sgd"], ["--lr", "0.05"]):
+        assert train.optimizer_chosen(train.parse_args(["--time-budget", "20", *chosen]))  # and it stays as chosen
     for bad in ("0", "-5", "nan"):
         refused = run("train.py", "--time-budget", bad, "--out", str(tmp_path / "no"))
         assert refused.returncode == 2 and "--time-budget must be a positive number of seconds" in refused.stderr

@@ -1,4 +1,5 @@
 import math
+import time
 import warnings
 
 import pytest
@@ -6,7 +7,7 @@ import torch
 
 from lenet5 import recipes, training
 from lenet5.checkpoint import is_finished, load_checkpoint
-from lenet5.budget import plan, plan_pieces, seconds_per_step
+from lenet5.budget import MUON_BELOW_EPOCHS, plan, plan_pieces, plan_run, seconds_per_step, with_muon
 from lenet5.data import MNIST_FILES, MNISTData, load_mnist, random_affine, to_float, window_extreme
 from lenet5.recipes import MODERN, describe, recipe, resolve_device, training_dtype
 from lenet5.training import Trainer, evaluate
@@ -204,6 +205,21 @@ def test_a_time_budget_plans_whole_epochs_a_shorter_average_and_fewer_pieces():
     assert plan(MODERN, 35.2, 0.015, 60_000, 5_000).epochs == 9  # the validation pass after each epoch counts
     assert plan(MODERN.but(ema_decay=0.0), 40, 0.015, 60_000, 0).ema_decay == 0
     assert 0 < plan_pieces(MODERN, 60) < plan_pieces(MODERN, 600) <= MODERN.pieces == plan_pieces(MODERN, 10**6)
+
+
+@pytest.mark.slow
+def test_a_budget_for_few_epochs_plans_muon_unless_the_optimizer_was_chosen(mnist):
+    # 4,096 digits are 16 steps of 256: some 0.3 s an epoch here, so a second and a half holds a few epochs.
+    data, recipe_ = small(mnist, train=4_096, val=0), digits_only(val_size=0)
+    short, step = plan_run(recipe_, time.perf_counter() + 1.5, data, CPU, len(data.train))
+    assert short.optimizer == "muon" and short.lr == recipes.FAST.lr and 1 <= short.epochs < MUON_BELOW_EPOCHS
+    assert short.but(optimizer="sgd", lr=MODERN.lr, epochs=MODERN.epochs, ema_decay=MODERN.ema_decay) == recipe_
+    assert 0 < step < 1
+    chosen, _ = plan_run(recipe_, time.perf_counter() + 1.5, data, CPU, len(data.train), optimizer_free=False)
+    assert chosen.optimizer == "sgd" and chosen.lr == MODERN.lr and chosen.epochs < MODERN.epochs
+    roomy, _ = plan_run(recipe_, time.perf_counter() + 10_000, data, CPU, len(data.train))
+    assert roomy == recipe_  # the whole recipe fits: SGD, as it is
+    assert with_muon(MODERN).optimizer == "muon" and with_muon(recipes.LECUN1998) is None  # Adam is left alone
 
 
 def test_the_step_is_measured_on_a_throwaway_run(mnist):

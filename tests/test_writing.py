@@ -54,6 +54,9 @@ def test_cutting_in_several_processes_gives_the_same_pieces(mnist, monkeypatch):
     shared = number_pieces(mnist.train.head(2_000), 40, seed=3, progress=False, workers=2)
     assert len(alone) > 40
     assert torch.equal(alone.images, shared.images) and torch.equal(alone.labels, shared.labels)
+    # Spawned workers import PyTorch afresh, seconds each: a few numbers are cut in this process.
+    assert writing.workers_for(112, cores=2) == 1 and writing.workers_for(8_000, cores=2) == 2
+    assert writing.workers_for(8_000, cores=1) == 1
 
 
 def noted(folder: str, presses: int, task: int) -> None:
