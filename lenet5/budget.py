@@ -68,10 +68,10 @@ def plan_run(config: TrainConfig, until: float, data: MNISTData, device: torch.d
              optimizer_free: bool = True) -> tuple[TrainConfig, float]:
     """The recipe planned to finish training by `until` (a perf_counter time), and its measured step time.
     `optimizer_free`: the user chose neither the optimizer nor the rate, so Muon may replace SGD."""
-    step = seconds_per_step(config, data, device)
-    planned = plan(config, until - time.perf_counter(), step, train_digits, len(data.val))
+    def fitted(recipe: TrainConfig) -> tuple[TrainConfig, float]:
+        step = seconds_per_step(recipe, data, device)  # measured for each: a Muon step costs more than an SGD one
+        return plan(recipe, until - time.perf_counter(), step, train_digits, len(data.val)), step
+
+    planned, step = fitted(config)
     muon = with_muon(config) if optimizer_free and planned.epochs < MUON_BELOW_EPOCHS else None
-    if muon is None:
-        return planned, step
-    step = seconds_per_step(muon, data, device)  # a Muon step costs more than an SGD one: measured too
-    return plan(muon, until - time.perf_counter(), step, train_digits, len(data.val)), step
+    return fitted(muon) if muon else (planned, step)
