@@ -9,6 +9,7 @@
 """
 
 import argparse
+import math
 import os
 import shlex
 import shutil
@@ -87,6 +88,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.time_budget is not None and not args.time_budget > 0:
         p.error(f"--time-budget must be a positive number of seconds, got {args.time_budget:g}")
+    if args.time_budget is not None and math.isinf(args.time_budget):
+        p.error("--time-budget must be a finite number of seconds: leave it out to train the whole recipe")
     if (args.repo_id or args.private) and not args.push:
         p.error("--repo-id and --private only take effect with --push: add --push to publish")
     if args.resume and args.overwrite:
@@ -135,9 +138,12 @@ def planned(config: TrainConfig, budget: float, data, device: torch.device, piec
     config, step = plan_run(config, STARTED + budget - FINISH_SECONDS, data, device, len(data.train) + pieces,
                             optimizer_free)
     left = STARTED + budget - FINISH_SECONDS - time.perf_counter()
-    print(f"planned for {budget:g} s: {config.epochs} epochs at {1000 * step:.1f} ms a step in the {left:.0f} s "
-          f"left for training, {config.optimizer} at {config.lr:g}, EMA decay {config.ema_decay:g}, pieces of "
-          f"{config.pieces:,} numbers", flush=True)
+    room = f" in the {left:.4g} s left for training" if left >= 1 else ""
+    print(f"planned for {budget:g} s: {config.epochs} epochs at {1000 * step:.1f} ms a step{room}, {config.optimizer} "
+          f"at {config.lr:g}, EMA decay {config.ema_decay:g}, pieces of {config.pieces:,} numbers", flush=True)
+    if left < 1:
+        print(f"start-up took {time.perf_counter() - STARTED:.0f} s of the budget and {FINISH_SECONDS:g} s are kept "
+              "for saving: the run trains for 1 s, cut off before its schedule ends", flush=True)
     return config
 
 

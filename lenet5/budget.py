@@ -29,7 +29,7 @@ MUON_BELOW_EPOCHS = 8
 
 def plan_pieces(config: TrainConfig, seconds: float) -> int:
     """How many numbers to write for pieces within PIECES_SHARE of `seconds` (at most the recipe's)."""
-    return min(config.pieces, int(PIECES_SHARE * seconds / SECONDS_PER_NUMBER))
+    return int(min(config.pieces, PIECES_SHARE * seconds / SECONDS_PER_NUMBER))  # min first: 1e308 s overflows
 
 
 def seconds_per_step(config: TrainConfig, data: MNISTData, device: torch.device) -> float:

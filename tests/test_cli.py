@@ -191,6 +191,8 @@ def test_a_time_budget_plans_the_recipe_and_saves_a_plain_one(tmp_path, data_dir
     for bad in ("0", "-5", "nan"):
         refused = run("train.py", "--time-budget", bad, "--out", str(tmp_path / "no"))
         assert refused.returncode == 2 and "--time-budget must be a positive number of seconds" in refused.stderr
+    endless = run("train.py", "--time-budget", "inf", "--out", str(tmp_path / "no"))
+    assert endless.returncode == 2 and "--time-budget must be a finite number of seconds" in endless.stderr
 
 
 @pytest.mark.slow

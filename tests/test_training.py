@@ -205,6 +205,7 @@ def test_a_time_budget_plans_whole_epochs_a_shorter_average_and_fewer_pieces():
     assert plan(MODERN, 35.2, 0.015, 60_000, 5_000).epochs == 9  # the validation pass after each epoch counts
     assert plan(MODERN.but(ema_decay=0.0), 40, 0.015, 60_000, 0).ema_decay == 0
     assert 0 < plan_pieces(MODERN, 60) < plan_pieces(MODERN, 600) <= MODERN.pieces == plan_pieces(MODERN, 10**6)
+    assert plan_pieces(MODERN, 1e308) == MODERN.pieces  # a huge budget: the recipe's, no overflow
 
 
 @pytest.mark.slow
