@@ -145,8 +145,21 @@ def random_affine(
         ],
         dim=1,
     )
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return F.grid_sample(x, affine_grid(theta, h, w), mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """F.affine_grid(theta, [N, C, h, w], align_corners=False) as the sum of a row's and a column's terms.
+
+    affine_grid multiplies every pixel's (x, y, 1) by theta in one batched matmul with an inner size of 3,
+    and builds its base grid anew each call: 1.2 ms for a batch of 256 digits on a 2-core CPU, where these
+    broadcast sums take 0.4 ms; the default recipe's step went from 13.5 to 12.8 ms (bench/RESULTS.md).
+    """
+    xs = torch.arange(w, device=theta.device, dtype=theta.dtype).mul_(2).add_(1).div_(w).sub_(1)  # pixel centres
+    ys = torch.arange(h, device=theta.device, dtype=theta.dtype).mul_(2).add_(1).div_(h).sub_(1)
+    along_x = xs[:, None] * theta[:, None, None, :, 0] + theta[:, None, None, :, 2]  # [N, 1, w, 2]
+    along_y = ys[:, None, None] * theta[:, None, :, 1].unsqueeze(2)  # [N, h, 1, 2]
+    return along_x + along_y  # [N, h, w, 2]: (x, y) of the source pixel for each output pixel
 
 
 def random_stroke_width(x: torch.Tensor, generator: torch.Generator, thinner: float = 0.5, thicker: float = 1.0) -> torch.Tensor:

@@ -8,7 +8,7 @@ import torch
 from lenet5 import recipes, training
 from lenet5.checkpoint import is_finished, load_checkpoint
 from lenet5.budget import MUON_BELOW_EPOCHS, plan, plan_pieces, plan_run, seconds_per_step, with_muon
-from lenet5.data import MNIST_FILES, MNISTData, load_mnist, random_affine, to_float, window_extreme
+from lenet5.data import MNIST_FILES, MNISTData, affine_grid, load_mnist, random_affine, to_float, window_extreme
 from lenet5.recipes import MODERN, describe, recipe, resolve_device, training_dtype
 from lenet5.training import Trainer, evaluate
 
@@ -290,6 +290,14 @@ def test_augmentation_moves_digits_only_a_little_and_never_mirrors(mnist):
     closer_to_mirror = torch.nn.functional.cosine_similarity(rotated.flatten(1), x.flip(-1).flatten(1))
     assert (closer_to_original > closer_to_mirror).float().mean() > 0.95
     assert not math.isnan(rotated.sum().item())
+
+
+def test_the_augmentation_grid_is_the_one_affine_grid_makes():
+    # Broadcast sums instead of F.affine_grid's batched matmul: the same sampling points, non-square too.
+    theta = torch.randn(64, 2, 3, generator=torch.Generator().manual_seed(0))
+    for h, w in ((28, 28), (20, 32)):
+        expected = torch.nn.functional.affine_grid(theta, [64, 1, h, w], align_corners=False)
+        torch.testing.assert_close(affine_grid(theta, h, w), expected, rtol=0, atol=1e-5)
 
 
 def test_stroke_width_can_be_left_out_of_the_augmentation(mnist):
