@@ -23,14 +23,14 @@ STARTED = time.perf_counter()  # a --time-budget counts from here: before PyTorc
 
 import torch  # noqa: E402
 
-from lenet5.budget import FINISH_SECONDS, MUON_BELOW_EPOCHS, plan_pieces, plan_run  # noqa: E402
+from lenet5.budget import FINISH_SECONDS, MUON_BELOW_EPOCHS, plan_pieces, plan_run, replan  # noqa: E402
 from lenet5.checkpoint import is_finished, load_checkpoint  # noqa: E402
 from lenet5.data import load_mnist, new_folders, remove_empty  # noqa: E402
 from lenet5.hub import PICTURES, hub_username, publish, resolve_repo_id  # noqa: E402
 from lenet5.recipes import (DEVICES, FLAG_FIELDS, PRESETS, TrainConfig, command, flag, from_saved,  # noqa: E402
                             recipe, resolve_device)
 from lenet5.report import build_metrics, save_run  # noqa: E402
-from lenet5.training import Trainer, evaluate, format_epoch  # noqa: E402
+from lenet5.training import Trainer, TrainResult, evaluate, format_epoch  # noqa: E402
 from lenet5.writing import number_pieces, workers_for  # noqa: E402
 
 # A run writes about 2 MB, and its checkpoint also keeps the pieces of numbers cut for it (61 MB for the
@@ -147,6 +147,24 @@ def planned(config: TrainConfig, budget: float, data, device: torch.device, piec
     return config
 
 
+def train_within(trainer: Trainer, checkpoint: Path, recipe: TrainConfig, until: float) -> TrainResult:
+    """Train by `until` (a perf_counter time): the first epoch as planned, then the rest as planned again
+    from that epoch's measured time; the deadline cuts off what a slower machine still overruns."""
+    def left() -> float:
+        return max(until - time.perf_counter(), 1.0)
+
+    result = trainer.run(checkpoint, until_epoch=1, time_budget=left())
+    if result.stopped != "finished" or trainer.epoch == trainer.config.epochs:
+        return result
+    replanned = replan(recipe, trainer.config, trainer.history[-1].seconds, until - time.perf_counter(),
+                       trainer.steps_per_epoch)
+    if replanned != trainer.config and replanned.epochs > trainer.epoch:  # one epoch only: the deadline cuts the plan
+        print(f"planned again from the first epoch's {trainer.history[-1].seconds:.1f} s: {replanned.epochs} epochs, "
+              f"EMA decay {replanned.ema_decay:g}", flush=True)
+        trainer.reschedule(replanned)
+    return trainer.run(checkpoint, time_budget=left())
+
+
 def stop_as_ctrl_c(signum, frame) -> None:
     raise KeyboardInterrupt  # `kill`, a closed terminal's session, a scheduler's stop: handled as Ctrl-C is
 
@@ -180,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         else:  # cut on every core the training uses where that is sooner: the same pieces either way
             workers = workers_for(config.pieces, torch.get_num_threads())
             pieces = number_pieces(data.train, config.pieces, config.seed, workers=workers) if config.pieces else None
+            recipe_config = config
             if budgeted:
                 config = planned(config, args.time_budget, data, device, len(pieces.labels) if pieces else 0,
                                  optimizer_free=not optimizer_chosen(args))
@@ -187,8 +206,11 @@ def main(argv: list[str] | None = None) -> int:
         cut = (f" and {len(trainer.train_split) - len(data.train):,} pieces of {config.pieces:,} numbers written with "
                "them" if config.pieces else "")
         print(f"training LeNet-5 ({config.variant}) on {len(data.train):,} MNIST digits{cut}, device {device}")
-        left = STARTED + args.time_budget - FINISH_SECONDS - time.perf_counter() if budgeted else args.time_budget
-        result = trainer.run(checkpoint, time_budget=max(left, 1.0) if left is not None else None)
+        if budgeted:
+            result = train_within(trainer, checkpoint, recipe_config, STARTED + args.time_budget - FINISH_SECONDS)
+        else:
+            result = trainer.run(checkpoint, time_budget=args.time_budget)
+        config = result.config
         test = evaluate(result.model, data.test)
         metrics = build_metrics(result, test, device, len(data.train), len(data.val), command(config))
         written = save_run(args.out, result, data.test, test, metrics)

@@ -1,4 +1,5 @@
-"""Muon for LeNet-5's weight matrices and AdamW for the rest, as one optimizer: one schedule, one checkpoint.
+"""What a recipe names to train with: the optimizer, the learning-rate schedule and the weights' average;
+and Muon for LeNet-5's weight matrices with AdamW for the rest, as one optimizer: one schedule, one checkpoint.
 
 Muon (Jordan et al., 2024) steps each weight matrix along its momentum orthogonalised by a Newton-Schulz
 iteration, so that every direction of the update moves as far as every other. On MNIST it takes LeNet-5
@@ -8,13 +9,57 @@ timm.optim.Muon is the same algorithm, and its Newton-Schulz iteration and learn
 here. Its optimizer is not, because it always iterates in bfloat16, which a CPU without native bf16
 emulates: 60 ms a step on a 2-core AVX2 CPU, against 3.5 ms in float32. LeNet-5's largest matrix is
 120 x 400, so this one iterates in float32 everywhere.
+
+timm brings torchvision and torch._dynamo: seconds of start-up that a command failing on its arguments, or
+a run without EMA or Muon, should not pay. It is imported in use.
 """
 
 from collections.abc import Iterable
 
 import torch
 from torch.optim.adamw import adamw
-from timm.optim.muon import get_lr_scale, zeropower_via_newtonschulz
+
+from .recipes import TrainConfig
+
+PLATEAU_FACTOR, PLATEAU_PATIENCE = 0.5, 2  # the plateau schedule halves the rate after 2 flat epochs
+WARMUP_SHARE = 0.15  # of the one-cycle schedule's steps
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "muon":
+        return Muon(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, momentum=0.9)
+    if config.optimizer == "adam":
+        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
+    """The recipe's schedule: one-cycle over all its steps, or the plateau one."""
+    if config.schedule == "onecycle":
+        return one_cycle(optimizer, config, steps_per_epoch)
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=PLATEAU_FACTOR,
+                                                      patience=PLATEAU_PATIENCE)
+
+
+def one_cycle(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int, step: int = 0,
+              warmup_steps: float | None = None) -> torch.optim.lr_scheduler.OneCycleLR:
+    """A short warm-up to the peak rate (WARMUP_SHARE of the run unless `warmup_steps` is given), then a long
+    anneal to almost nothing, over config.epochs; from `step` on, for a run that is rescheduled there."""
+    total = config.epochs * steps_per_epoch
+    warmup = WARMUP_SHARE if warmup_steps is None else min(0.5, warmup_steps / total)  # 1.0 would leave no anneal
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total, pct_start=warmup,
+                                               last_epoch=step - 1)
+
+
+def warmup_steps(schedule: torch.optim.lr_scheduler.OneCycleLR) -> float:
+    return schedule._schedule_phases[0]["end_step"] + 1  # OneCycleLR keeps no pct_start
+
+
+def make_ema(model: torch.nn.Module, decay: float) -> torch.nn.Module:
+    from timm.utils import ModelEmaV3
+
+    return ModelEmaV3(model, decay=decay, use_warmup=True)
+
 
 # Keller Jordan's coefficients, three iterations instead of the usual five. Three bring singular values 4x
 # apart to within 2x of each other (tests/test_optim.py), not all to 1, but the one-epoch recipe ended as
@@ -41,6 +86,9 @@ class Muon(torch.optim.Optimizer):
         groups = [{"params": [p for p in params if takes_muon(p)], "muon": True},
                   {"params": [p for p in params if not takes_muon(p)], "muon": False}]
         super().__init__([g for g in groups if g["params"]], {"lr": lr, "weight_decay": weight_decay, "momentum": momentum})
+        from timm.optim.muon import get_lr_scale, zeropower_via_newtonschulz
+
+        self.orthogonalised, self.lr_scale = zeropower_via_newtonschulz, get_lr_scale
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -62,9 +110,9 @@ class Muon(torch.optim.Optimizer):
             buffer = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
             buffer.lerp_(p.grad, 1 - momentum)
             update = p.grad.lerp(buffer, momentum).reshape(p.shape[0], -1)  # Nesterov
-            update = zeropower_via_newtonschulz(update, len(NEWTON_SCHULZ), NEWTON_SCHULZ, dtype=torch.float32)
+            update = self.orthogonalised(update, len(NEWTON_SCHULZ), NEWTON_SCHULZ, dtype=torch.float32)
             p.mul_(1 - lr * group["weight_decay"])
-            p.add_(update.reshape(p.shape).to(p.dtype), alpha=-lr * get_lr_scale(update.shape, "match_rms_adamw"))
+            p.add_(update.reshape(p.shape).to(p.dtype), alpha=-lr * self.lr_scale(update.shape, "match_rms_adamw"))
 
     def adamw_step(self, params: list[torch.Tensor], group: dict) -> None:
         states = [self.state[p] for p in params]

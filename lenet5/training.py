@@ -12,11 +12,9 @@ from tqdm.auto import tqdm
 from .checkpoint import write_checkpoint
 from .data import MNISTData, Split, ordered_batches, random_affine, random_stroke_width, shuffled_batches, to_float
 from .model import RUBBISH, LeNet5
+from .optim import make_ema, make_optimizer, make_schedule, one_cycle, warmup_steps
 from .recipes import TrainConfig, from_saved, training_dtype
 from .writing import number_pieces
-
-PLATEAU_FACTOR, PLATEAU_PATIENCE = 0.5, 2  # the plateau schedule halves the rate after 2 flat epochs
-
 
 @dataclass
 class EpochStats:
@@ -80,26 +78,6 @@ def with_pieces(digits: Split, pieces: Split | None) -> Split:
     return Split(torch.cat([digits.images, pieces.images]), torch.cat([digits.labels, pieces.labels]))
 
 
-# timm (EMA, Muon's orthogonalisation) brings torchvision and torch._dynamo: seconds of start-up that a
-# command failing on its arguments, or a run without EMA or Muon, should not pay. They are imported in use.
-
-
-def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    if config.optimizer == "muon":
-        from .optim import Muon
-
-        return Muon(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, momentum=0.9)
-    if config.optimizer == "adam":
-        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
-
-
-def make_ema(model: torch.nn.Module, decay: float) -> torch.nn.Module:
-    from timm.utils import ModelEmaV3
-
-    return ModelEmaV3(model, decay=decay, use_warmup=True)
-
-
 class Trainer:
     """Holds one run's state (model, optimizer, schedule, EMA, random generator) so it can be checkpointed."""
 
@@ -122,14 +100,7 @@ class Trainer:
         self.dtype = training_dtype(device)
         self.optimizer = make_optimizer(self.model, config)
         self.steps_per_epoch = len(self.train_split) // config.batch_size
-        if config.schedule == "onecycle":  # a short warm-up to the peak rate, then a long anneal to almost nothing
-            self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                self.optimizer, max_lr=config.lr, total_steps=config.epochs * self.steps_per_epoch, pct_start=0.15
-            )
-        else:
-            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer, mode="max", factor=PLATEAU_FACTOR, patience=PLATEAU_PATIENCE
-            )
+        self.scheduler = make_schedule(self.optimizer, config, self.steps_per_epoch)
         self.ema = make_ema(self.model, config.ema_decay) if config.ema_decay else None
         self.epoch = 0
         self.step = 0
@@ -137,6 +108,24 @@ class Trainer:
         self.seconds = 0.0
         self.best: dict | None = None  # with patience: {"epoch", "val_acc", "weights"} of the best epoch so far
         self.stopped = ""  # why patience ended the run; a run stopped that way is not resumed
+
+    def reschedule(self, config: TrainConfig) -> None:
+        """Go on under `config`, which may differ from the run's own in its epochs and moving average only.
+
+        The warm-up keeps its length in steps, so the rate goes on from where it is without a jump, and the
+        anneal is drawn anew to end with the new last epoch. For a time budget planned again from the first
+        epoch's measured time (lenet5.budget.replan).
+        """
+        others = {name for name, value in asdict(config).items() if value != getattr(self.config, name)} - {"epochs", "ema_decay"}
+        if others or config.schedule != "onecycle":
+            raise ValueError("a one-cycle run can be rescheduled to other epochs and another moving average only, "
+                             f"not {', '.join(sorted(others)) or 'the ' + config.schedule + ' schedule'}")
+        if config.epochs <= self.epoch:
+            raise ValueError(f"a run {self.epoch} epochs in can be rescheduled to more epochs than that, not {config.epochs}")
+        self.scheduler = one_cycle(self.optimizer, config, self.steps_per_epoch, self.step, warmup_steps(self.scheduler))
+        self.config = config
+        if self.ema:
+            self.ema.decay = config.ema_decay
 
     @property
     def final_model(self) -> LeNet5:

@@ -7,7 +7,7 @@ import torch
 
 from lenet5 import recipes, training
 from lenet5.checkpoint import is_finished, load_checkpoint
-from lenet5.budget import MUON_BELOW_EPOCHS, plan, plan_pieces, plan_run, seconds_per_step, with_muon
+from lenet5.budget import MUON_BELOW_EPOCHS, plan, plan_pieces, plan_run, replan, seconds_per_step, with_muon
 from lenet5.data import MNIST_FILES, MNISTData, affine_grid, load_mnist, random_affine, to_float, window_extreme
 from lenet5.recipes import MODERN, describe, recipe, resolve_device, training_dtype
 from lenet5.training import Trainer, evaluate
@@ -206,6 +206,42 @@ def test_a_time_budget_plans_whole_epochs_a_shorter_average_and_fewer_pieces():
     assert plan(MODERN.but(ema_decay=0.0), 40, 0.015, 60_000, 0).ema_decay == 0
     assert 0 < plan_pieces(MODERN, 60) < plan_pieces(MODERN, 600) <= MODERN.pieces == plan_pieces(MODERN, 10**6)
     assert plan_pieces(MODERN, 1e308) == MODERN.pieces  # a huge budget: the recipe's, no overflow
+
+
+def test_after_its_first_epoch_a_budget_is_planned_again_from_that_epochs_time():
+    # 234 steps an epoch; the probe planned 11 epochs, but the first one took 3 s where it expected 3.5.
+    planned = plan(MODERN, seconds=40, step_seconds=0.015, train_digits=60_000, val_digits=0)
+    quicker = replan(MODERN, planned, epoch_seconds=3.0, seconds_left=37.0, steps_per_epoch=234)
+    assert quicker == plan(MODERN, 39.0, 3.0 / 234, 60_000, 0) and quicker.epochs == 1 + 12  # the one done counts
+    assert replan(MODERN, planned, 4.5, 35.5, 234).epochs == 1 + 7 < planned.epochs  # slower: fewer
+    assert replan(MODERN, planned, 3.0, 1_000, 234) == MODERN  # room for the whole recipe: the recipe itself
+    muon = with_muon(planned)
+    assert replan(MODERN, muon, 3.0, 37.0, 234) == muon.but(epochs=13, ema_decay=quicker.ema_decay)  # Muon stays
+
+
+def test_a_rescheduled_run_goes_on_from_its_rate_and_anneals_to_its_new_end(mnist):
+    # 8 steps an epoch: 10 epochs warm up over 12 steps, so the first epoch ends halfway up the ramp.
+    data = small(mnist, train=1_024, val=0)
+    config = digits_only(epochs=10, batch_size=128, val_size=0, ema_decay=0.99)
+    trainer = Trainer(config, data, CPU)
+    trainer.run(progress=False, until_epoch=1)
+    rate = trainer.optimizer.param_groups[0]["lr"]
+    assert 0.1 * config.lr < rate < config.lr
+    longer = config.but(epochs=14, ema_decay=0.995)
+    trainer.reschedule(longer)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(rate)  # the same ramp: no jump
+    assert trainer.ema.decay == 0.995 and trainer.scheduler.total_steps == 14 * 8
+    rates = []
+    while trainer.epoch < longer.epochs:
+        trainer.run(progress=False, until_epoch=trainer.epoch + 1)
+        rates.append(trainer.optimizer.param_groups[0]["lr"])
+    assert trainer.config == longer and len(trainer.history) == 14
+    assert max(rates) == pytest.approx(config.lr, rel=0.05) and rates[-1] < 1e-3 * config.lr  # up to the peak, annealed
+    for changed in (longer.but(lr=0.05), longer.but(seed=1)):  # anything but the epochs and the average
+        with pytest.raises(ValueError, match="to other epochs and another moving average only, not (lr|seed)"):
+            trainer.reschedule(changed)
+    with pytest.raises(ValueError, match="a run 14 epochs in can be rescheduled to more epochs than that, not 14"):
+        trainer.reschedule(longer.but(ema_decay=0.9))
 
 
 @pytest.mark.slow
