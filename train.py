@@ -71,7 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="the best run that fits: the whole command (start-up, data, training, evaluation, saving) "
                         f"ends within SECONDS plus {BUDGET_MARGIN:g}, its epochs, moving average and pieces of "
-                        "numbers planned from measured steps (at most the recipe's), and where fewer than "
+                        "numbers planned from measured steps (at most the recipe's) and the epochs again from the "
+                        "first epoch's time, and where fewer than "
                         f"{MUON_BELOW_EPOCHS} epochs fit, Muon in place of SGD unless --optimizer or --lr is given. "
                         "With --resume: train at most this long, then stop cleanly; --resume continues again")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto uses CUDA when present (default: %(default)s)")

@@ -219,7 +219,7 @@ def test_after_its_first_epoch_a_budget_is_planned_again_from_that_epochs_time()
     assert replan(MODERN, muon, 3.0, 37.0, 234) == muon.but(epochs=13, ema_decay=quicker.ema_decay)  # Muon stays
 
 
-def test_a_rescheduled_run_goes_on_from_its_rate_and_anneals_to_its_new_end(mnist):
+def test_a_rescheduled_run_goes_on_from_its_rate_and_anneals_to_its_new_end(mnist, tmp_path):
     # 8 steps an epoch: 10 epochs warm up over 12 steps, so the first epoch ends halfway up the ramp.
     data = small(mnist, train=1_024, val=0)
     config = digits_only(epochs=10, batch_size=128, val_size=0, ema_decay=0.99)
@@ -235,8 +235,15 @@ def test_a_rescheduled_run_goes_on_from_its_rate_and_anneals_to_its_new_end(mnis
     while trainer.epoch < longer.epochs:
         trainer.run(progress=False, until_epoch=trainer.epoch + 1)
         rates.append(trainer.optimizer.param_groups[0]["lr"])
+        if trainer.epoch == 3:
+            trainer.save_checkpoint(tmp_path / "run.pt")
     assert trainer.config == longer and len(trainer.history) == 14
     assert max(rates) == pytest.approx(config.lr, rel=0.05) and rates[-1] < 1e-3 * config.lr  # up to the peak, annealed
+    resumed = Trainer.from_state(load_checkpoint(tmp_path / "run.pt", CPU), data, CPU)  # the new schedule is kept
+    assert resumed.config == longer
+    resumed.run(progress=False)
+    for (name, a), (_, b) in zip(trainer.final_model.state_dict().items(), resumed.final_model.state_dict().items()):
+        assert torch.equal(a, b), name
     for changed in (longer.but(lr=0.05), longer.but(seed=1)):  # anything but the epochs and the average
         with pytest.raises(ValueError, match="to other epochs and another moving average only, not (lr|seed)"):
             trainer.reschedule(changed)
