@@ -157,12 +157,13 @@ def train_within(trainer: Trainer, checkpoint: Path, recipe: TrainConfig, until:
     result = trainer.run(checkpoint, until_epoch=1, time_budget=left())
     if result.stopped != "finished" or trainer.epoch == trainer.config.epochs:
         return result
-    replanned = replan(recipe, trainer.config, trainer.history[-1].seconds, until - time.perf_counter(),
-                       trainer.steps_per_epoch)
-    if replanned != trainer.config and replanned.epochs > trainer.epoch:  # one epoch only: the deadline cuts the plan
-        print(f"planned again from the first epoch's {trainer.history[-1].seconds:.1f} s: {replanned.epochs} epochs, "
-              f"EMA decay {replanned.ema_decay:g}", flush=True)
-        trainer.reschedule(replanned)
+    if trainer.config.schedule == "onecycle":  # the plateau schedule follows validation, not the epochs
+        replanned = replan(recipe, trainer.config, trainer.history[-1].seconds, until - time.perf_counter(),
+                           trainer.steps_per_epoch)
+        if replanned != trainer.config and replanned.epochs > trainer.epoch:  # one only: the deadline cuts the plan
+            print(f"planned again from the first epoch's {trainer.history[-1].seconds:.1f} s: {replanned.epochs} "
+                  f"epochs, EMA decay {replanned.ema_decay:g}", flush=True)
+            trainer.reschedule(replanned)
     return trainer.run(checkpoint, time_budget=left())
 
 

@@ -196,6 +196,23 @@ def test_a_time_budget_plans_the_recipe_and_saves_a_plain_one(tmp_path, data_dir
     assert endless.returncode == 2 and "--time-budget must be a finite number of seconds" in endless.stderr
 
 
+def test_a_budget_is_planned_again_after_the_first_epoch_but_a_plateau_schedule_is_not(tmp_path, mnist):
+    import train
+    from lenet5.data import MNISTData
+    from lenet5.recipes import MODERN
+    from lenet5.training import Trainer
+
+    data = MNISTData(train=mnist.train.head(1_024), val=mnist.val.head(256), test=mnist.test.head(256))
+    recipe = MODERN.but(epochs=4, batch_size=128, pieces=0, augment=False, stroke_width=True)
+    first_plan = recipe.but(epochs=2, ema_decay=0.98)  # a probe that judged the step too slow
+    roomy = time.perf_counter() + 600
+    result = train.train_within(Trainer(first_plan, data, CPU), tmp_path / "a.pt", recipe, roomy)
+    assert result.config == recipe and len(result.history) == 4  # room for the whole recipe: all of it, its average
+    plateau = recipe.but(schedule="plateau")
+    result = train.train_within(Trainer(plateau.but(epochs=2), data, CPU), tmp_path / "b.pt", plateau, roomy)
+    assert result.config == plateau.but(epochs=2) and len(result.history) == 2  # nothing to redraw: as planned
+
+
 @pytest.mark.slow
 def test_user_mistakes_get_one_line_errors(tmp_path):
     missing = run("train.py", "--resume", "--out", str(tmp_path))
