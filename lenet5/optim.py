@@ -51,8 +51,9 @@ def one_cycle(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_e
                                                last_epoch=step - 1)
 
 
-def warmup_steps(schedule: torch.optim.lr_scheduler.OneCycleLR) -> float:
-    return schedule._schedule_phases[0]["end_step"] + 1  # OneCycleLR keeps no pct_start
+def warmup_length(schedule: torch.optim.lr_scheduler.OneCycleLR) -> float:
+    """The steps a one-cycle schedule warms up over (OneCycleLR keeps no pct_start)."""
+    return schedule._schedule_phases[0]["end_step"] + 1
 
 
 def make_ema(model: torch.nn.Module, decay: float) -> torch.nn.Module:

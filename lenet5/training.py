@@ -12,9 +12,10 @@ from tqdm.auto import tqdm
 from .checkpoint import write_checkpoint
 from .data import MNISTData, Split, ordered_batches, random_affine, random_stroke_width, shuffled_batches, to_float
 from .model import RUBBISH, LeNet5
-from .optim import make_ema, make_optimizer, make_schedule, one_cycle, warmup_steps
+from .optim import make_ema, make_optimizer, make_schedule, one_cycle, warmup_length
 from .recipes import TrainConfig, from_saved, training_dtype
 from .writing import number_pieces
+
 
 @dataclass
 class EpochStats:
@@ -122,7 +123,7 @@ class Trainer:
                              f"not {', '.join(sorted(others)) or 'the ' + config.schedule + ' schedule'}")
         if config.epochs <= self.epoch:
             raise ValueError(f"a run {self.epoch} epochs in can be rescheduled to more epochs than that, not {config.epochs}")
-        self.scheduler = one_cycle(self.optimizer, config, self.steps_per_epoch, self.step, warmup_steps(self.scheduler))
+        self.scheduler = one_cycle(self.optimizer, config, self.steps_per_epoch, self.step, warmup_length(self.scheduler))
         self.config = config
         if self.ema:
             self.ema.decay = config.ema_decay
