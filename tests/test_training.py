@@ -7,7 +7,8 @@ import torch
 
 from lenet5 import recipes, training
 from lenet5.checkpoint import is_finished, load_checkpoint
-from lenet5.budget import MUON_BELOW_EPOCHS, plan, plan_pieces, plan_run, replan, seconds_per_step, with_muon
+from lenet5.budget import (MUON_BELOW_EPOCHS, plan, plan_pieces, plan_run, replan, seconds_per_step,
+                           validation_seconds, with_muon)
 from lenet5.data import MNIST_FILES, MNISTData, affine_grid, load_mnist, random_affine, to_float, window_extreme
 from lenet5.recipes import MODERN, describe, recipe, resolve_device, training_dtype
 from lenet5.training import Trainer, evaluate
@@ -196,13 +197,13 @@ def test_stroke_width_windows_are_the_3x3_pools_they_replace():
 
 def test_a_time_budget_plans_whole_epochs_a_shorter_average_and_fewer_pieces():
     # 60,000 digits at batch 256 are 234 steps: at 15 ms a step an epoch takes 3.5 s.
-    short = plan(MODERN, seconds=40, step_seconds=0.015, train_digits=60_000, val_digits=0)
+    short = plan(MODERN, seconds=40, step_seconds=0.015, train_digits=60_000, val_seconds=0)
     assert short.epochs == 11 and short.ema_decay < MODERN.ema_decay
     assert short.but(epochs=MODERN.epochs, ema_decay=MODERN.ema_decay) == MODERN  # nothing else changes
     assert plan(MODERN, 4000, 0.015, 60_000, 0) == MODERN  # room for the whole recipe: the recipe itself
     assert plan(MODERN, 1, 0.015, 60_000, 0).epochs == 1  # too little for one: one, cut off by the deadline
     assert plan(MODERN, 35.2, 0.015, 60_000, 0).epochs == 10
-    assert plan(MODERN, 35.2, 0.015, 60_000, 5_000).epochs == 9  # the validation pass after each epoch counts
+    assert plan(MODERN, 35.2, 0.015, 60_000, 0.4).epochs == 9  # the validation pass after each epoch counts
     assert plan(MODERN.but(ema_decay=0.0), 40, 0.015, 60_000, 0).ema_decay == 0
     assert 0 < plan_pieces(MODERN, 60) < plan_pieces(MODERN, 600) <= MODERN.pieces == plan_pieces(MODERN, 10**6)
     assert plan_pieces(MODERN, 1e308) == MODERN.pieces  # a huge budget: the recipe's, no overflow
@@ -210,7 +211,7 @@ def test_a_time_budget_plans_whole_epochs_a_shorter_average_and_fewer_pieces():
 
 def test_after_its_first_epoch_a_budget_is_planned_again_from_that_epochs_time():
     # 234 steps an epoch; the probe planned 11 epochs, but the first one took 3 s where it expected 3.5.
-    planned = plan(MODERN, seconds=40, step_seconds=0.015, train_digits=60_000, val_digits=0)
+    planned = plan(MODERN, seconds=40, step_seconds=0.015, train_digits=60_000, val_seconds=0)
     quicker = replan(MODERN, planned, epoch_seconds=3.0, seconds_left=37.0, steps_per_epoch=234)
     assert quicker == plan(MODERN, 39.0, 3.0 / 234, 60_000, 0) and quicker.epochs == 1 + 12  # the one done counts
     assert replan(MODERN, planned, 4.5, 35.5, 234).epochs == 1 + 7 < planned.epochs  # slower: fewer
@@ -266,10 +267,13 @@ def test_a_budget_for_few_epochs_plans_muon_unless_the_optimizer_was_chosen(mnis
     assert with_muon(MODERN).optimizer == "muon" and with_muon(recipes.LECUN1998) is None  # Adam is left alone
 
 
-def test_the_step_is_measured_on_a_throwaway_run(mnist):
+def test_the_step_and_the_validation_pass_are_measured_on_a_throwaway_run(mnist):
     data = small(mnist, train=4_096, val=0)
     step = seconds_per_step(digits_only(epochs=1, batch_size=128), data, CPU)
     assert 0 < step < 1  # a real measurement, of one step: a second would be a hundred times any CPU's
+    assert validation_seconds(data, CPU) == 0  # nothing held out, nothing to pass over
+    held_out = MNISTData(train=data.train, val=mnist.val.head(4_000), test=data.test)
+    assert 0 < validation_seconds(held_out, CPU) < 4  # 4,000 digits timed on 2,000 and scaled: under 1 ms each
 
 
 @pytest.mark.slow
