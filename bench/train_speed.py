@@ -8,7 +8,7 @@
 (a) tutorial: the pytorch/examples MNIST protocol: torchvision MNIST with ToTensor() and Normalize()
     through a DataLoader of batch 64, Adadelta at lr 1.0 with StepLR(gamma=0.7), the test set after
     every epoch. (b) ours: lenet5's loop with its fast recipe (`train.py --fast`: MNIST held in memory as
-    one uint8 tensor, batch 256, one epoch of Muon + one-cycle (on CUDA batch 1024, two epochs), label
+    one uint8 tensor, batch 384, one epoch of Muon + one-cycle (on CUDA batch 1024, two epochs), label
     smoothing, channels_last, bf16 where the chip has it natively), tested after every epoch, once per
     seed. Both train the modern LeNet-5; the tutorial and our seed 0 start from the same weights. Test
     passes, and a few warm-up steps on a throwaway model, are not counted as training time.

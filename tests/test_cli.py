@@ -249,7 +249,7 @@ def test_each_variant_trains_with_its_own_recipe_and_flags_win():
     assert (paper.optimizer, paper.lr, paper.label_smoothing, paper.epochs, paper.pieces) == ("adam", 3e-3, 0.0, 30, 8000)
     fast = train.config_from_args(train.parse_args(["--fast", "--epochs", "3"]), CPU)
     assert (fast.epochs, fast.optimizer, fast.val_size, fast.augment, fast.ema_decay, fast.pieces) == (3, "muon", 0, False, 0.0, 0)
-    assert fast.batch_size == 256
+    assert (fast.batch_size, fast.lr) == (384, 2.5e-2)
     on_gpu = train.config_from_args(train.parse_args(["--fast"]), torch.device("cuda"))
     assert (on_gpu.epochs, on_gpu.batch_size, on_gpu.lr, on_gpu.optimizer, on_gpu.val_size) == (2, 1024, 3e-2, "muon", 0)
     augmented = train.config_from_args(train.parse_args(["--fast", "--augment"]), CPU)

@@ -7,7 +7,7 @@ import torch
 
 from lenet5 import recipes, training
 from lenet5.checkpoint import is_finished, load_checkpoint
-from lenet5.budget import (MUON_BELOW_EPOCHS, plan, plan_pieces, plan_run, replan, seconds_per_step,
+from lenet5.budget import (MUON_BELOW_EPOCHS, MUON_LR, plan, plan_pieces, plan_run, replan, seconds_per_step,
                            validation_seconds, with_muon)
 from lenet5.data import MNIST_FILES, MNISTData, affine_grid, load_mnist, random_affine, to_float, window_extreme
 from lenet5.recipes import MODERN, describe, recipe, resolve_device, training_dtype
@@ -257,7 +257,7 @@ def test_a_budget_for_few_epochs_plans_muon_unless_the_optimizer_was_chosen(mnis
     # 4,096 digits are 16 steps of 256: some 0.3 s an epoch here, so a second and a half holds a few epochs.
     data, recipe_ = small(mnist, train=4_096, val=0), digits_only(val_size=0)
     short, step = plan_run(recipe_, time.perf_counter() + 1.5, data, CPU, len(data.train))
-    assert short.optimizer == "muon" and short.lr == recipes.FAST.lr and 1 <= short.epochs < MUON_BELOW_EPOCHS
+    assert short.optimizer == "muon" and short.lr == MUON_LR and 1 <= short.epochs < MUON_BELOW_EPOCHS
     assert short.but(optimizer="sgd", lr=MODERN.lr, epochs=MODERN.epochs, ema_decay=MODERN.ema_decay) == recipe_
     assert 0 < step < 1
     chosen, _ = plan_run(recipe_, time.perf_counter() + 1.5, data, CPU, len(data.train), optimizer_free=False)
