@@ -19,7 +19,7 @@ from collections.abc import Iterable
 import torch
 from torch.optim.adamw import adamw
 
-from .recipes import TrainConfig
+from .recipes import MOMENTUM, ONE_CYCLE_MOMENTUM, TrainConfig
 
 PLATEAU_FACTOR, PLATEAU_PATIENCE = 0.5, 2  # the plateau schedule halves the rate after 2 flat epochs
 WARMUP_SHARE = 0.15  # of the one-cycle schedule's steps
@@ -27,10 +27,11 @@ WARMUP_SHARE = 0.15  # of the one-cycle schedule's steps
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "muon":
-        return Muon(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, momentum=0.9)
+        return Muon(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, momentum=MOMENTUM)
     if config.optimizer == "adam":
-        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(MOMENTUM, 0.999), weight_decay=config.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=MOMENTUM, nesterov=True,
+                           weight_decay=config.weight_decay)
 
 
 def make_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
@@ -44,11 +45,13 @@ def make_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_p
 def one_cycle(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int, step: int = 0,
               warmup_steps: float | None = None) -> torch.optim.lr_scheduler.OneCycleLR:
     """A short warm-up to the peak rate (WARMUP_SHARE of the run unless `warmup_steps` is given), then a long
-    anneal to almost nothing, over config.epochs; from `step` on, for a run that is rescheduled there."""
+    anneal to almost nothing, over config.epochs, the momentum moving the other way (ONE_CYCLE_MOMENTUM);
+    from `step` on, for a run that is rescheduled there."""
     total = config.epochs * steps_per_epoch
     warmup = WARMUP_SHARE if warmup_steps is None else min(0.5, warmup_steps / total)  # 1.0 would leave no anneal
+    low, high = ONE_CYCLE_MOMENTUM
     return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total, pct_start=warmup,
-                                               last_epoch=step - 1)
+                                               base_momentum=low, max_momentum=high, last_epoch=step - 1)
 
 
 def warmup_length(schedule: torch.optim.lr_scheduler.OneCycleLR) -> float:

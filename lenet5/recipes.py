@@ -13,10 +13,14 @@ import torch
 from .model import VARIANTS
 
 OPTIMIZER_NAMES = {  # as the --optimizer help and the model card's recipe name them
-    "sgd": "SGD with Nesterov momentum 0.9",
+    "sgd": "SGD with Nesterov momentum",
     "adam": "AdamW",
-    "muon": "Muon with Nesterov momentum 0.9 for the weight matrices, AdamW for the biases",
+    "muon": "Muon with Nesterov momentum for the weight matrices, AdamW for the biases",
 }
+MOMENTUM = 0.9  # SGD's and Muon's under the plateau schedule; AdamW's first beta is 0.9 too
+# The one-cycle schedule moves the momentum (AdamW's first beta) against the rate, as OneCycleLR does by
+# default: from the top of this range down to its bottom at the peak rate, and back up over the anneal.
+ONE_CYCLE_MOMENTUM = (0.85, 0.95)
 OPTIMIZERS = tuple(OPTIMIZER_NAMES)
 SCHEDULES = ("onecycle", "plateau")
 DEVICES = ("auto", "cpu", "cuda")
@@ -152,8 +156,11 @@ def command(config: TrainConfig) -> str:
 
 def describe(c: TrainConfig) -> str:
     """The recipe in words, for the model card."""
-    schedule = (f"one-cycle learning rate peaking at {c.lr:g}" if c.schedule == "onecycle"
-                else f"learning rate {c.lr:g}, halved when validation accuracy stalls")
+    momentum = "first beta" if c.optimizer == "adam" else "momentum"
+    low, high = ONE_CYCLE_MOMENTUM
+    schedule = (f"one-cycle learning rate peaking at {c.lr:g}, {momentum} {high:g} down to {low:g} at the peak and back"
+                if c.schedule == "onecycle"
+                else f"learning rate {c.lr:g}, halved when validation accuracy stalls, {momentum} {MOMENTUM:g}")
     loss = ("the paper's MAP criterion (eq. 9)" if c.variant == "lecun1998"
             else f"cross-entropy with label smoothing {c.label_smoothing:g}" if c.label_smoothing else "cross-entropy")
     augmentation = ("no augmentation" if not c.augment

@@ -362,6 +362,31 @@ def test_stroke_width_can_be_left_out_of_the_augmentation(mnist):
         MODERN.but(augment=False, stroke_width=False)
 
 
+@pytest.mark.parametrize("optimizer", recipes.OPTIMIZERS)
+@pytest.mark.parametrize("schedule", recipes.SCHEDULES)
+def test_the_recipe_in_words_names_the_momentum_the_optimizer_steps_with(optimizer, schedule):
+    # One-cycle moves the momentum against the rate (OneCycleLR's default): the card said "momentum 0.9".
+    from lenet5.model import LeNet5
+    from lenet5.optim import make_optimizer, make_schedule
+
+    config = MODERN.but(optimizer=optimizer, schedule=schedule, epochs=4)
+    model = LeNet5()
+    optimizer_ = make_optimizer(model, config)
+    schedule_ = make_schedule(optimizer_, config, steps_per_epoch=10)
+    seen = []
+    for _ in range(config.epochs * 10):  # no gradients: the steps move the schedule only
+        group = optimizer_.param_groups[0]
+        seen.append(group["betas"][0] if optimizer == "adam" else group["momentum"])
+        optimizer_.step()
+        schedule_.step() if schedule == "onecycle" else schedule_.step(0.5)
+    name = "first beta" if optimizer == "adam" else "momentum"
+    if schedule == "onecycle":
+        assert f"{name} {seen[0]:g} down to {min(seen):g} at the peak and back" in describe(config)
+        assert seen[0] > min(seen) and seen[-1] > min(seen)
+    else:
+        assert len(set(seen)) == 1 and f"{name} {seen[0]:g}" in describe(config)
+
+
 def test_validation_split_is_fixed_and_disjoint(data_dir):
     a, b = load_mnist(data_dir, val_size=1000), load_mnist(data_dir, val_size=1000)
     assert torch.equal(a.val.images, b.val.images)
