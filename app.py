@@ -7,14 +7,12 @@
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 from gradio.data_classes import FileData
 from gradio.exceptions import InvalidPathError
 from pydantic import ValidationError
