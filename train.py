@@ -140,12 +140,16 @@ def planned(config: TrainConfig, budget: float, data, device: torch.device, piec
                             optimizer_free)
     left = STARTED + budget - FINISH_SECONDS - time.perf_counter()
     room = f" in the {left:.4g} s left for training" if left >= 1 else ""
-    print(f"planned for {budget:g} s: {config.epochs} epochs at {1000 * step:.1f} ms a step{room}, {config.optimizer} "
+    print(f"planned for {budget:g} s: {counted_epochs(config.epochs)} at {1000 * step:.1f} ms a step{room}, {config.optimizer} "
           f"at {config.lr:g}, EMA decay {config.ema_decay:g}, pieces of {config.pieces:,} numbers", flush=True)
     if left < 1:
         print(f"start-up took {time.perf_counter() - STARTED:.0f} s of the budget and {FINISH_SECONDS:g} s are kept "
               "for saving: the run trains for 1 s, cut off before its schedule ends", flush=True)
     return config
+
+
+def counted_epochs(count: int) -> str:
+    return f"{count} epoch{'' if count == 1 else 's'}"
 
 
 def train_within(trainer: Trainer, checkpoint: Path, recipe: TrainConfig, until: float) -> TrainResult:
@@ -161,8 +165,8 @@ def train_within(trainer: Trainer, checkpoint: Path, recipe: TrainConfig, until:
         replanned = replan(recipe, trainer.config, trainer.history[-1].seconds, until - time.perf_counter(),
                            trainer.steps_per_epoch)
         if replanned != trainer.config and replanned.epochs > trainer.epoch:  # one only: the deadline cuts the plan
-            print(f"planned again from the first epoch's {trainer.history[-1].seconds:.1f} s: {replanned.epochs} "
-                  f"epochs, EMA decay {replanned.ema_decay:g}", flush=True)
+            print(f"planned again from the first epoch's {trainer.history[-1].seconds:.1f} s: "
+                  f"{counted_epochs(replanned.epochs)}, EMA decay {replanned.ema_decay:g}", flush=True)
             trainer.reschedule(replanned)
     return trainer.run(checkpoint, time_budget=left())
 
