@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -60,12 +61,23 @@ def test_one_epoch_gives_a_real_classifier_and_every_artifact(tmp_path, data_dir
 QUICK = ("--epochs", "1", "--val-size", "50000", "--batch-size", "512", "--no-augment", "--pieces", "0")  # 10,000 digits, seconds
 
 
-@pytest.mark.slow
-def test_a_run_stopped_after_its_last_epoch_is_finished_by_resume(tmp_path, data_dir):
-    # kill -9 after the last checkpoint, during the saving: the checkpoint and a half-filled staging folder.
-    out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, data_dir):
+    """A finished QUICK run (seed 3), trained once for the tests that start from one: each takes a copy."""
+    out = tmp_path_factory.mktemp("finished") / "run"
     first = run("train.py", *QUICK, "--seed", "3", "--data-dir", str(data_dir), "--out", str(out))
     assert first.returncode == 0, first.stderr
+    return out
+
+
+def copy_of(run_folder, tmp_path):
+    return shutil.copytree(run_folder, tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_a_run_stopped_after_its_last_epoch_is_finished_by_resume(tmp_path, data_dir, finished_run):
+    # kill -9 after the last checkpoint, during the saving: the checkpoint and a half-filled staging folder.
+    out = copy_of(finished_run, tmp_path)
     for path in out.iterdir():
         if path.name != "checkpoint.pt":
             path.unlink()
@@ -81,9 +93,8 @@ def test_a_run_stopped_after_its_last_epoch_is_finished_by_resume(tmp_path, data
 
 
 @pytest.mark.slow
-def test_a_folder_holding_a_run_is_never_overwritten_unasked(tmp_path, data_dir):
-    out = tmp_path / "run"
-    assert run("train.py", *QUICK, "--data-dir", str(data_dir), "--out", str(out)).returncode == 0
+def test_a_folder_holding_a_run_is_never_overwritten_unasked(tmp_path, data_dir, finished_run):
+    out = copy_of(finished_run, tmp_path)
     before = (out / "checkpoint.pt").read_bytes()
     again = run("train.py", *QUICK, "--data-dir", str(data_dir), "--out", str(out))
     assert again.returncode == 2 and "already holds a run" in again.stderr and "--overwrite" in again.stderr
@@ -383,13 +394,12 @@ def test_a_stop_signal_during_a_run_is_answered_as_ctrl_c_is(tmp_path, data_dir)
 
 
 @pytest.mark.slow
-def test_a_disk_that_fills_while_the_finished_run_is_saved_keeps_the_run_in_one_sentence(tmp_path, data_dir):
+def test_a_disk_that_fills_while_the_finished_run_is_saved_keeps_the_run_in_one_sentence(tmp_path, data_dir, finished_run):
     # The saving of a finished run (weights first) under a file-size limit, as a full disk refuses writes:
     # safetensors' SafetensorError ended in a traceback. The checkpoint stays, and --resume saves it later.
     import resource
 
-    out = tmp_path / "run"
-    assert run("train.py", *QUICK, "--data-dir", str(data_dir), "--out", str(out)).returncode == 0
+    out = copy_of(finished_run, tmp_path)
     for name in ARTIFACTS - {"checkpoint.pt"}:
         (out / name).unlink()
 
