@@ -112,7 +112,7 @@ FAST = MODERN.but(preset="fast", epochs=1, batch_size=384, optimizer="muon", lr=
                   val_size=0, augment=False, ema_decay=0.0, pieces=0)
 # On a GPU a LeNet-5 step is the same 5 ms or so of kernel launches at batch 256 or 1024 (H200), so fewer,
 # larger steps are faster: 2 epochs at batch 1024 took 0.57-0.64 s (99.07-99.23% on 5 seeds), where the
-# CPU recipe's 234 steps took 1.0-1.15 s; one epoch at batch 512 was as quick but left three of five
+# 234 steps of batch 256 took 1.0-1.15 s; one epoch at batch 512 was as quick but left three of five
 # seeds below 99.0% (bench/RESULTS.md).
 FAST_CUDA = FAST.but(preset="fast-cuda", epochs=2, batch_size=1024, lr=3e-2)
 PRESETS = {config.preset: config for config in (MODERN, LECUN1998, FAST, FAST_CUDA)}
