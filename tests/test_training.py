@@ -2,6 +2,7 @@ import math
 import time
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,7 +12,7 @@ from lenet5.budget import (MUON_BELOW_EPOCHS, MUON_LR, plan, plan_pieces, plan_r
                            validation_seconds, with_muon)
 from lenet5.data import MNIST_FILES, MNISTData, affine_grid, load_mnist, random_affine, to_float, window_extreme
 from lenet5.recipes import MODERN, describe, recipe, resolve_device, training_dtype
-from lenet5.training import Trainer, evaluate
+from lenet5.training import Evaluation, Trainer, evaluate
 
 CPU = torch.device("cpu")
 
@@ -425,3 +426,28 @@ def test_the_saved_report_reuses_the_test_evaluation(mnist, tmp_path):
         warnings.simplefilter("error")  # the pictures are drawn from numpy arrays: no deprecation from matplotlib
         written = save_run(tmp_path / "run", result, data.test, test, metrics)
     assert forwards == [] and (tmp_path / "run" / "misclassified.png") in written
+
+
+def test_the_misclassified_picture_shows_each_wrong_digit_once_in_order_with_its_label(mnist):
+    from lenet5.plots import CELL_HEIGHT, CELL_WIDTH, LABEL_BAND, misclassified_grid
+
+    test = mnist.test.head(300)
+    predictions = test.labels.clone()
+    wrong = [3, 50, 51, 299]  # four mistakes, read back in this order
+    predictions[wrong] = (predictions[wrong] + 1) % 10
+    probabilities = torch.full((300, 10), 0.1)
+    probabilities[wrong, predictions[wrong]] = torch.tensor([0.4, 0.5, 0.6, 0.7])
+    evaluation = Evaluation(0.0, 0.0, predictions, test.labels, probabilities)
+    canvas, labels = misclassified_grid(test, evaluation, limit=3, cols=2)  # the first three, two to a row
+    assert canvas.shape == (2 * CELL_HEIGHT, 2 * CELL_WIDTH) and canvas.dtype == np.uint8
+    for k, i in enumerate(wrong[:3]):
+        row, col = divmod(k, 2)
+        left = col * CELL_WIDTH + (CELL_WIDTH - 28) // 2
+        top = row * CELL_HEIGHT + LABEL_BAND
+        assert np.array_equal(canvas[top:top + 28, left:left + 28], test.images[i].numpy())
+        assert labels[k][2] == f"{int(test.labels[i])}→{int(predictions[i])} {0.4 + 0.1 * k:.0%}"
+        assert labels[k][1] < top  # written above its digit
+    assert int(canvas.sum()) == sum(int(test.images[i].sum()) for i in wrong[:3])  # nothing else drawn
+    none_wrong = Evaluation(0.0, 1.0, test.labels, test.labels, probabilities)
+    blank, no_labels = misclassified_grid(test, none_wrong)
+    assert not blank.any() and no_labels == [] and blank.shape == (CELL_HEIGHT, 10 * CELL_WIDTH)
