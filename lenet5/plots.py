@@ -78,7 +78,7 @@ def misclassified_grid(test: Split, evaluation: Evaluation, limit: int = 40, col
 
 def plot_misclassified(test: Split, evaluation: Evaluation, path: Path, limit: int = 40) -> None:
     """The misclassified digits as one picture in one axes: forty axes of a digit each, laid out by
-    tight_layout, took 1.2 s of every run's saving on a 2-core CPU; this takes 0.15-0.3 s."""
+    tight_layout, took 1.2 s of every run's saving on a 2-core CPU; this takes 0.13-0.3 s."""
     canvas, labels = misclassified_grid(test, evaluation, limit)
     rows, cols = len(canvas) // CELL_HEIGHT, canvas.shape[1] // CELL_WIDTH
     height = rows * 1.42
