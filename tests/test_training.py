@@ -379,7 +379,10 @@ def test_the_recipe_in_words_names_the_momentum_the_optimizer_steps_with(optimiz
         group = optimizer_.param_groups[0]
         seen.append(group["betas"][0] if optimizer == "adam" else group["momentum"])
         optimizer_.step()
-        schedule_.step() if schedule == "onecycle" else schedule_.step(0.5)
+        if schedule == "onecycle":
+            schedule_.step()
+        else:
+            schedule_.step(0.5)  # a flat validation accuracy
     name = "first beta" if optimizer == "adam" else "momentum"
     if schedule == "onecycle":
         assert f"{name} {seen[0]:g} down to {min(seen):g} at the peak and back" in describe(config)
