@@ -3,6 +3,7 @@ draw, and a local Hugging Face Hub on 127.0.0.1 that the real huggingface_hub cl
 
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -28,6 +29,12 @@ from PIL import Image  # noqa: E402
 from lenet5.data import MNISTData, Split, default_data_dir, load_mnist, read_mnist  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+
+# A shell starts a background job (`pytest &`, nohup) with Ctrl-C ignored, and an ignored signal stays
+# ignored in every process started from it: the train.py that the Ctrl-C tests interrupt would never hear
+# it. A handler, unlike an ignored signal, is reset to the default when a process starts another program.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
