@@ -8,6 +8,7 @@ MAX_SIDE pixels across while still in its own 8-bit (or 16-bit, or float) form. 
 
 import io
 import math
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,10 @@ DEEP_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # 16-bit, 32-bit and
 # stranger's file (an ICO can hold a picture larger than its directory says; EPS runs Ghostscript).
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 FORMAT_NAMES = "PNG, JPEG, WebP, GIF, BMP or TIFF"
+# warnings.catch_warnings swaps the one filter list that all threads share: two threads inside it at once can
+# leave the other's filter installed for good. The demo opens pictures on many threads, so they take turns
+# while PIL's bomb warning is quieted: for the opening alone, which reads the header, not for the decoding.
+QUIET_OPEN = threading.Lock()
 
 
 class NoDigitError(ValueError):
@@ -97,13 +102,14 @@ def canvas_image(value: dict) -> Any:
 def open_image(source: Path | io.BytesIO) -> Image.Image:
     """Open a picture, refusing one with more than MAX_PIXELS pixels from its header, before decoding it."""
     try:
-        with warnings.catch_warnings():
+        with QUIET_OPEN, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS is the stricter limit
-            with Image.open(source, formats=FORMATS) as image:
-                image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode big photos at reduced size right away
-                check_size(image.size)
-                image.load()
-                return image.copy()
+            image = Image.open(source, formats=FORMATS)
+        with image:
+            image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode big photos at reduced size right away
+            check_size(image.size)
+            image.load()
+            return image.copy()
     except UnreadableImageError:
         raise
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:

@@ -1,6 +1,8 @@
 import io
 import struct
 import tracemalloc
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -11,9 +13,10 @@ from scipy import ndimage
 
 from lenet5 import NoDigitError, preprocess
 from lenet5.data import to_float
-from lenet5.decoding import ImageTooLargeError, UnreadableImageError, to_picture
+from lenet5.decoding import ImageTooLargeError, UnreadableImageError, open_image, to_picture
 from lenet5.preprocessing import array_plane, fit_weights, solid_core, working_plane
 
+from bombs import giant_png
 from conftest import (
     as_black_on_white,
     as_browser_canvas,
@@ -167,6 +170,24 @@ def test_huge_and_tiny_pictures_are_handled(drawn):
     dot = np.zeros((1, 1), dtype=np.uint8)
     with pytest.raises(NoDigitError):
         preprocess(dot)
+
+
+def test_pictures_opened_at_once_leave_the_programs_warning_filters_as_they_were(tmp_path):
+    # The demo opens pictures on many threads at once. One past PIL's own bomb threshold (89 M pixels)
+    # makes PIL warn before the size is checked; whatever quiets that warning must not change the
+    # process's warning filters, which every thread shares.
+    bomb = tmp_path / "bomb.png"
+    giant_png(bomb, 10_000)
+    before = list(warnings.filters)
+
+    def refused(_: int) -> bool:
+        with pytest.raises(ImageTooLargeError):
+            open_image(bomb)
+        return True
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert all(pool.map(refused, range(400)))
+    assert warnings.filters == before
 
 
 def test_an_8bit_array_too_large_is_refused_before_it_is_copied():
