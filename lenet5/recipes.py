@@ -77,8 +77,6 @@ class TrainConfig:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.patience < 0:
             raise ValueError(f"patience must be 0 (off) or more epochs, got {self.patience}")
-        if not self.stroke_width and not self.augment:
-            raise ValueError("stroke_width is one of the augmentation's changes: it needs augment on")
         if self.pieces < 0:
             raise ValueError(f"pieces must be 0 (none) or more numbers, got {self.pieces}")
         if self.variant == "lecun1998" and self.label_smoothing:
