@@ -52,6 +52,6 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     finally:
-        # Python's last garbage collections, over the objects of PyTorch, torchvision and timm, took 1-1.5 s
+        # Python's last garbage collections, over the objects of PyTorch, torchvision and timm, took 1-1.7 s
         # of every exit. Frozen, they are skipped; the files are closed by now and atexit still runs.
         gc.freeze()
